@@ -1,0 +1,1 @@
+"""Command-line families of ``rnnlab``; each module has ``register(subparsers)``."""
