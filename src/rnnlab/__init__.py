@@ -1,0 +1,18 @@
+"""rnnlab: recurrent neural networks made transparent.
+
+Layers equal to ``torch.nn`` (and as fast, on PyTorch's fused kernels) whose gates can be recorded
+and whose cells are written out by name; plus the experiments, models and tools built on them.
+"""
+from rnnlab.errors import (ConfigError, DataError, InputShapeError, LengthsError, NonFiniteLossError, RnnlabError,
+                           RunDirError, StateDictError, StateError)
+from rnnlab.nn import (GRU, LSTM, RECURRENT, RNN, GRUCell, LayerNormLSTMCell, LSTMCell, PeepholeLSTMCell, RNNCell,
+                       build_recurrent)
+
+__version__ = "0.1.0"
+
+__all__ = [
+    "RNN", "LSTM", "GRU", "RNNCell", "LSTMCell", "GRUCell", "PeepholeLSTMCell", "LayerNormLSTMCell",
+    "RECURRENT", "build_recurrent",
+    "RnnlabError", "InputShapeError", "LengthsError", "StateError", "StateDictError", "ConfigError", "DataError",
+    "RunDirError", "NonFiniteLossError",
+]
