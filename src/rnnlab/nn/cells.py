@@ -204,7 +204,8 @@ class LSTMCell(RecurrentCell):
 
     Shapes: ``x (B, F)``, ``h (B, P or H)``, ``c (B, H)``; ``weight_ih (4H, F)``, ``weight_hh (4H, P or H)``.
     ``forget_bias`` (default 1.0) sets the effective b_f; ``chrono_tmax`` uses chrono init instead;
-    ``forget_bias=None`` with ``recurrent_init="uniform"`` is exactly PyTorch's init.
+    ``forget_bias=None`` with ``recurrent_init="uniform"`` is exactly PyTorch's init (with
+    ``bias=False`` there is no bias and ``forget_bias`` has nothing to set).
     """
 
     num_gates = 4
@@ -224,7 +225,7 @@ class LSTMCell(RecurrentCell):
         super().apply_init_rules()
         if self.chrono_tmax is not None:
             rinit.chrono_(self.bias_ih, self.bias_hh, self.chrono_tmax, self.hidden_size)
-        elif self.forget_bias is not None:
+        elif self.forget_bias is not None and self.bias:  # bias=False: no bias to set
             rinit.forget_bias_(self.bias_ih, self.bias_hh, self.forget_bias, self.hidden_size)
 
     def input_projection(self, x: Tensor) -> Tensor:

@@ -73,10 +73,7 @@ def check_init_options(*, forget_bias, chrono_tmax, recurrent_init: str, bias: b
         raise ConfigError(f"recurrent_init must be one of {RECURRENT_INITS}; got {recurrent_init!r}")
     if not is_lstm and (forget_bias is not None or chrono_tmax is not None):
         raise ConfigError("forget_bias and chrono_tmax apply to LSTM cells only")
-    if not bias and (forget_bias is not None or chrono_tmax is not None):
-        raise ConfigError(
-            f"forget_bias={forget_bias!r} / chrono_tmax={chrono_tmax!r} need bias=True (there is no bias to set); "
-            "pass forget_bias=None"
-        )
+    if not bias and chrono_tmax is not None:
+        raise ConfigError(f"chrono_tmax={chrono_tmax!r} needs bias=True (there is no bias to set)")
     if chrono_tmax is not None and (not isinstance(chrono_tmax, (int, float)) or chrono_tmax <= 2):
         raise ConfigError(f"chrono_tmax must be a number greater than 2; got {chrono_tmax!r}")
