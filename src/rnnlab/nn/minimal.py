@@ -329,3 +329,14 @@ class MinLSTM(_MinimalLayer):
     """minLSTM layers (see the module docstring); the state is ``h`` alone, ``h_n (L*D, B, H)``."""
 
     cell_class = MinLSTMCell
+
+
+def _register() -> None:
+    """Add ``"mingru"`` and ``"minlstm"`` to :data:`rnnlab.nn.RECURRENT` (so ``build_recurrent`` knows them)."""
+    from rnnlab.nn import RECURRENT  # imported here: the package imports this module after defining it
+
+    RECURRENT.setdefault("mingru", MinGRU)
+    RECURRENT.setdefault("minlstm", MinLSTM)
+
+
+_register()
