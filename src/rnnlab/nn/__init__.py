@@ -45,3 +45,4 @@ __all__ = [
     "RECURRENT", "build_recurrent", "RecurrentCell", "RNNCell", "LSTMCell", "GRUCell", "PeepholeLSTMCell",
     "LayerNormLSTMCell", "RNN", "LSTM", "GRU", "unroll", "lengths_to_mask", "last_valid", "reverse_padded",
 ]
+from rnnlab.nn.minimal import MinGRU, MinGRUCell, MinLSTM, MinLSTMCell  # noqa: E402,F401  registers "mingru", "minlstm"
