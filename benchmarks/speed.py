@@ -1,0 +1,134 @@
+"""Training throughput of recurrent layers: torch.nn.LSTM vs rnnlab's fused and explicit paths.
+
+One training step = forward + backward + SGD step on a (batch, time, input) float32 batch, loss =
+mean of the squared outputs. Contenders are alternated inside one process (round-robin over
+repeats) so that machine noise hits all of them alike; we report medians and ratios to
+``torch.nn.LSTM``. Picks CUDA by itself when a GPU is present (``--device`` overrides).
+
+    python benchmarks/speed.py                      # all configurations, writes benchmarks/results/speed.md
+    python benchmarks/speed.py --repeats 3 --quick  # a fast look
+"""
+from __future__ import annotations
+
+import argparse
+import datetime as dt
+import os
+import platform
+import statistics
+import sys
+import time
+from pathlib import Path
+
+import torch
+
+import rnnlab
+
+CONFIGS = [(32, 100, 64, 256), (64, 100, 512, 512), (1, 1000, 32, 128), (128, 50, 128, 128)]
+
+# name -> factory(input_size, hidden_size) building a batch-first layer. Append new contenders here.
+CONTENDERS = {
+    "torch.nn.LSTM": lambda i, h: torch.nn.LSTM(i, h, batch_first=True),
+    "rnnlab fused": lambda i, h: rnnlab.LSTM(i, h, batch_first=True, backend="fused"),
+    "rnnlab explicit": lambda i, h: rnnlab.LSTM(i, h, batch_first=True, backend="explicit"),
+}
+BASELINE = "torch.nn.LSTM"
+
+
+def sync(device: torch.device) -> None:
+    if device.type == "cuda":
+        torch.cuda.synchronize()
+
+
+def train_step(model: torch.nn.Module, optimizer: torch.optim.Optimizer, x: torch.Tensor) -> None:
+    optimizer.zero_grad(set_to_none=True)
+    output = model(x)[0]
+    output.pow(2).mean().backward()
+    optimizer.step()
+
+
+def measure(config, names, repeats: int, device: torch.device) -> dict[str, list[float]]:
+    """Seconds per training step for each contender, alternating contenders on every repeat."""
+    batch, steps, inputs, hidden = config
+    torch.manual_seed(0)
+    x = torch.randn(batch, steps, inputs, device=device)
+    models = {name: CONTENDERS[name](inputs, hidden).to(device) for name in names}
+    optimizers = {name: torch.optim.SGD(m.parameters(), lr=1e-3) for name, m in models.items()}
+    for name in names:  # warm-up: allocator, oneDNN primitive caches, cuDNN plans
+        train_step(models[name], optimizers[name], x)
+    times: dict[str, list[float]] = {name: [] for name in names}
+    for _ in range(repeats):
+        for name in names:
+            sync(device)
+            start = time.perf_counter()
+            train_step(models[name], optimizers[name], x)
+            sync(device)
+            times[name].append(time.perf_counter() - start)
+    return times
+
+
+def machine(device: torch.device) -> str:
+    if device.type == "cuda":
+        return f"{torch.cuda.get_device_name(device)} (CUDA {torch.version.cuda}, cuDNN {torch.backends.cudnn.version()})"
+    return f"{platform.processor() or platform.machine()}, {os.cpu_count()} CPU cores, {torch.get_num_threads()} torch threads"
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--repeats", type=int, default=7)
+    parser.add_argument("--device", default="cuda" if torch.cuda.is_available() else "cpu")
+    parser.add_argument("--contenders", nargs="+", default=list(CONTENDERS), choices=list(CONTENDERS))
+    parser.add_argument("--quick", action="store_true", help="only the first configuration")
+    parser.add_argument("--out", default=str(Path(__file__).parent / "results" / "speed.md"))
+    parser.add_argument("--extra-config", action="append", default=[], metavar="B,T,I,H",
+                        help="add a configuration, e.g. 64,1000,512,512 (the GPU set)")
+    args = parser.parse_args(argv)
+    device = torch.device(args.device)
+    configs = CONFIGS[:1] if args.quick else CONFIGS + [tuple(int(v) for v in c.split(",")) for c in args.extra_config]
+    names = [BASELINE] + [n for n in args.contenders if n != BASELINE]
+
+    started = time.perf_counter()
+    rows = []
+    for config in configs:
+        times = measure(config, names, args.repeats, device)
+        medians = {name: statistics.median(ts) for name, ts in times.items()}
+        tokens = config[0] * config[1]
+        rows.append((config, medians, tokens))
+        line = ", ".join(f"{n}: {tokens / medians[n]:,.0f} tok/s ({medians[BASELINE] / medians[n]:.2f}x)" for n in names)
+        print(f"{config}: {line}", flush=True)
+    wall = time.perf_counter() - started
+
+    header = "| (batch, time, input, hidden) | " + " | ".join(f"{n} tok/s" for n in names) + " | " + \
+        " | ".join(f"{n} / {BASELINE}" for n in names[1:]) + " |"
+    lines = [
+        f"## rnnlab core: fused and explicit paths against {BASELINE}",
+        "",
+        f"- command: `python {' '.join(['benchmarks/speed.py', *sys.argv[1:]]) if argv is None else ' '.join(argv)}`",
+        f"- machine: {machine(device)}; torch {torch.__version__}",
+        f"- date: {dt.datetime.now().isoformat(timespec='seconds')}; wall time {wall:.0f} s; {args.repeats} timed "
+        "training steps per contender and configuration, contenders alternated, medians",
+        "- ratio = throughput relative to torch.nn.LSTM (1.00 = as fast; below 1 = slower)",
+        "",
+        header,
+        "|" + "---|" * (1 + 2 * len(names) - 1),
+    ]
+    for config, medians, tokens in rows:
+        cells = [f"{tokens / medians[n]:,.0f}" for n in names] + [f"{medians[BASELINE] / medians[n]:.2f}" for n in names[1:]]
+        lines.append(f"| {config} | " + " | ".join(cells) + " |")
+    out = Path(args.out)
+    out.parent.mkdir(parents=True, exist_ok=True)
+    previous = out.read_text() if out.exists() else ""
+    marker = lines[0]
+    kept = previous.split(marker)[0].rstrip() if marker in previous else previous.rstrip()
+    # Keep other sections (written by other benchmarks) and replace only this one.
+    rest = ""
+    if marker in previous:
+        after = previous.split(marker, 1)[1]
+        nxt = after.find("\n## ")
+        rest = after[nxt:] if nxt >= 0 else ""
+    out.write_text((kept + "\n\n" if kept else "# Speed\n\n") + "\n".join(lines) + "\n" + rest)
+    print(f"wrote {out}")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
