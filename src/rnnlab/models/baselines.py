@@ -1,0 +1,134 @@
+"""Baselines every forecaster must beat, evaluated on exactly the same windows.
+
+All take the look-back window of the targets ``x (B, L, C)`` and return ``(B, H, C)``:
+
+    naive           f[h] = x[L-1]                                   (last value)
+    seasonal naive  f[h] = x[L - m + (h mod m)]                     (same phase, last season)
+    linear          f = W x + b, one map R^L -> R^H shared by all channels (DLinear's
+                    "channel-independent" setting), fitted by ridge least squares in closed form:
+                    W = (X^T X + lambda I)^-1 X^T Y over every training window and channel.
+    linear + decomposition (DLinear, Zeng et al. 2023): features [x - MA_k(x), MA_k(x)] where MA_k
+                    is a moving average of width k with the window's ends repeated as padding.
+
+Since both DLinear components are linear in ``x``, least squares on them spans the same maps as
+plain linear; the decomposition changes only how the ridge penalty acts. DLinear proper is fitted
+by Adam with early stopping, which regularises differently, so expect close but not equal numbers.
+"""
+from __future__ import annotations
+
+import json
+
+import torch
+from torch import Tensor
+
+from rnnlab.errors import ConfigError, DataError, InputShapeError
+
+
+def _check(x: Tensor, horizon: int) -> None:
+    if x.dim() != 3:
+        raise InputShapeError(f"expected a look-back window (B, L, C); got shape {tuple(x.shape)}")
+    if horizon <= 0:
+        raise ConfigError(f"horizon must be a positive integer; got {horizon}")
+
+
+def naive(x: Tensor, horizon: int) -> Tensor:
+    """Repeat the last observed value: ``(B, L, C) -> (B, H, C)``."""
+    _check(x, horizon)
+    return x[:, -1:, :].expand(-1, horizon, -1).clone()
+
+
+def seasonal_naive(x: Tensor, horizon: int, period: int) -> Tensor:
+    """Repeat the last full season of length ``period``: ``f[h] = x[L - m + (h mod m)]``."""
+    _check(x, horizon)
+    if not 1 <= period <= x.shape[1]:
+        raise ConfigError(f"seasonal period must be between 1 and the lookback {x.shape[1]}; got {period}")
+    index = x.shape[1] - period + torch.arange(horizon) % period
+    return x[:, index, :]
+
+
+def moving_average(x: Tensor, kernel: int) -> Tensor:
+    """DLinear's trend: width-``kernel`` moving average along time of ``(B, L, C)``, ends repeated."""
+    front = x[:, :1, :].expand(-1, (kernel - 1) // 2, -1)
+    back = x[:, -1:, :].expand(-1, kernel // 2, -1)
+    padded = torch.cat([front, x, back], dim=1)  # (B, L + kernel - 1, C)
+    return padded.unfold(1, kernel, 1).mean(dim=-1)  # (B, L, C)
+
+
+class LinearBaseline:
+    """Closed-form ridge regression from the look-back window to the horizon, channel-independent."""
+
+    def __init__(self, lookback: int, horizon: int, *, decomposition: bool = False, kernel: int = 25,
+                 ridge: float = 1e-3):
+        if lookback <= 0 or horizon <= 0:
+            raise ConfigError(f"lookback and horizon must be positive; got {lookback} and {horizon}")
+        self.lookback, self.horizon = lookback, horizon
+        self.decomposition, self.kernel, self.ridge = decomposition, kernel, ridge
+        self.weight: Tensor | None = None  # (F + 1, H), last row = bias
+
+    def features(self, x: Tensor) -> Tensor:
+        """``(B, L, C)`` -> per-channel rows ``(B*C, F + 1)`` (window values, then a constant 1)."""
+        if x.dim() != 3 or x.shape[1] != self.lookback:
+            raise InputShapeError(f"expected windows (B, {self.lookback}, C); got {tuple(x.shape)}")
+        x = x.double()
+        if self.decomposition:
+            trend = moving_average(x, self.kernel)
+            x = torch.cat([x - trend, trend], dim=1)  # (B, 2L, C)
+        rows = x.permute(0, 2, 1).reshape(-1, x.shape[1])  # (B*C, F)
+        return torch.cat([rows, torch.ones(len(rows), 1, dtype=rows.dtype)], dim=1)
+
+    def fit(self, batches, n_targets: int) -> LinearBaseline:
+        """Accumulate ``X^T X`` and ``X^T Y`` over every batch (dicts with ``x`` and ``y``), then solve."""
+        gram = xty = None
+        count = 0
+        for batch in batches:
+            feats = self.features(batch["x"][..., :n_targets])
+            y = batch["y"].double().permute(0, 2, 1).reshape(-1, self.horizon)  # (B*C, H)
+            gram = feats.T @ feats if gram is None else gram + feats.T @ feats
+            xty = feats.T @ y if xty is None else xty + feats.T @ y
+            count += len(feats)
+        if gram is None:
+            raise DataError("no training windows to fit the linear baseline on")
+        penalty = self.ridge * count * torch.eye(len(gram), dtype=gram.dtype)
+        penalty[-1, -1] = 0.0  # the bias is not shrunk
+        self.weight = torch.linalg.solve(gram + penalty, xty)
+        return self
+
+    def __call__(self, x: Tensor) -> Tensor:
+        """``(B, L, C) -> (B, H, C)``."""
+        if self.weight is None:
+            raise ConfigError("the linear baseline is not fitted; call fit() first")
+        batch, _, channels = x.shape
+        out = self.features(x) @ self.weight  # (B*C, H)
+        return out.reshape(batch, channels, self.horizon).permute(0, 2, 1).to(x.dtype)
+
+    def to_json(self) -> str:
+        return json.dumps({"lookback": self.lookback, "horizon": self.horizon, "decomposition": self.decomposition,
+                           "kernel": self.kernel, "ridge": self.ridge})
+
+
+def evaluate_baselines(data, split: str = "test", *, period: int | None = None, linear: bool = True,
+                       batch_size: int = 512) -> dict[str, Tensor]:
+    """Predictions of every baseline on all windows of ``split`` of a ``ForecastData``.
+
+    Returns ``{"target": (N, H, C), "naive": ..., "seasonal_naive": ..., "linear": ...,
+    "dlinear": ...}`` in scaled units; windows are in chronological order.
+    """
+    C = data.n_targets
+    out: dict[str, list] = {"target": [], "naive": []}
+    models = {}
+    if period is not None:
+        out["seasonal_naive"] = []
+    if linear:
+        for name, decomposition in (("linear", False), ("dlinear", True)):
+            models[name] = LinearBaseline(data.lookback, data.horizon, decomposition=decomposition).fit(
+                data.batches("train", batch_size=batch_size), C)
+            out[name] = []
+    for batch in data.batches(split, batch_size=batch_size):
+        x = batch["x"][..., :C]
+        out["target"].append(batch["y"])
+        out["naive"].append(naive(x, data.horizon))
+        if period is not None:
+            out["seasonal_naive"].append(seasonal_naive(x, data.horizon, period))
+        for name, model in models.items():
+            out[name].append(model(x))
+    return {name: torch.cat(parts) for name, parts in out.items()}
