@@ -1,0 +1,143 @@
+"""Language-model benchmarks on Penn Treebank and Tiny Shakespeare (results: benchmarks/results/lm.md).
+
+    python benchmarks/lm.py zaremba-small      [--data ../shared/data/ptb]  [--threads 1]
+    python benchmarks/lm.py tied-variational   [--data ../shared/data/ptb]
+    python benchmarks/lm.py compare --epochs 4 [--data ../shared/data/ptb]   # MLP / RNN / GRU / LSTM, equal params
+    python benchmarks/lm.py shakespeare --minutes 10 [--data ../shared/data/tinyshakespeare/input.txt]
+
+Each run writes its run directory under ``benchmarks/runs/<preset>`` (metrics.csv, checkpoints)
+and appends one JSON line (preset, test metrics, wall time, machine) to
+``benchmarks/results/lm_runs.jsonl``. ``--epochs`` / ``--minutes`` shorten a preset; say so when
+reporting.
+"""
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import platform
+import shutil
+import sys
+import time
+from datetime import datetime, timezone
+from pathlib import Path
+
+import torch
+
+from rnnlab.checkpoint import prepare_run_dir
+from rnnlab.data.text import load_corpus
+from rnnlab.data.tokenizer import fit_tokenizer
+from rnnlab.lm import LanguageModelTask, encode_splits, level_metrics
+from rnnlab.models import LanguageModel, LanguageModelConfig, WindowLanguageModel, WindowLanguageModelConfig
+from rnnlab.train import Trainer, TrainConfig, seed_everything
+
+ROOT = Path(__file__).resolve().parent
+SHARED = ROOT.parent.parent / "shared" / "data"
+
+
+def zaremba_small(vocab, epochs=13):
+    """Zaremba et al. 2014 'small': 2x200 LSTM, unroll 20, batch 20, SGD lr 1 halved each epoch after 4."""
+    model = LanguageModelConfig(vocab, cell="lstm", embed_size=200, hidden_size=200, num_layers=2, init_range=0.1)
+    train = TrainConfig(optimizer="sgd", lr=1.0, clip=5.0, schedule="step", lr_factor=0.5, lr_start=4,
+                        max_epochs=epochs, restore_best=False)
+    return model, train, dict(batch_size=20, bptt=20)
+
+
+def tied_variational(vocab, epochs=13):
+    """Same size, tied embeddings, locked (variational) dropout, weight drop on W_hh."""
+    model = LanguageModelConfig(vocab, cell="lstm", embed_size=200, hidden_size=200, num_layers=2, init_range=0.1,
+                                tie_weights=True, dropout_input=0.3, dropout_hidden=0.25, dropout_output=0.3,
+                                dropout_embed=0.05, weight_drop=0.2)
+    train = TrainConfig(optimizer="sgd", lr=1.0, clip=5.0, schedule="plateau", lr_factor=0.5, lr_patience=0,
+                        max_epochs=epochs, restore_best=True)
+    return model, train, dict(batch_size=20, bptt=35)
+
+
+def compare_configs(vocab, epochs):
+    """MLP window, RNN, GRU, LSTM with about the same parameter count (embedding + output dominate)."""
+    common = dict(embed_size=200, num_layers=1, init_range=0.1)
+    train = TrainConfig(optimizer="adam", lr=2e-3, clip=1.0, schedule="plateau", lr_factor=0.5, lr_patience=0,
+                        max_epochs=epochs, restore_best=True)
+    return {  # hidden sizes chosen so the recurrent/MLP part holds ~0.43M parameters in each model
+        "lstm": LanguageModelConfig(vocab, cell="lstm", hidden_size=200, **common),
+        "gru": LanguageModelConfig(vocab, cell="gru", hidden_size=240, **common),
+        "rnn": LanguageModelConfig(vocab, cell="rnn", hidden_size=440, **common),
+        "mlp": WindowLanguageModelConfig(vocab, embed_size=200, hidden_size=200, window=5),
+    }, train
+
+
+def shakespeare(vocab, minutes):
+    model = LanguageModelConfig(vocab, cell="lstm", embed_size=64, hidden_size=512, num_layers=2,
+                                dropout_output=0.1, dropout_hidden=0.1)
+    train = TrainConfig(optimizer="adam", lr=3e-3, clip=1.0, max_epochs=None, max_time_s=minutes * 60,
+                        eval_every=400, schedule="plateau", lr_factor=0.5, lr_patience=1, restore_best=True)
+    return model, train, dict(batch_size=32, bptt=128, windows=True, windows_per_epoch=400)
+
+
+def build(config):
+    cls = WindowLanguageModel if isinstance(config, WindowLanguageModelConfig) else LanguageModel
+    return cls(config)
+
+
+def run(name, corpus, tokenizer, model_config, train_config, task_options, args):
+    run_dir = ROOT / "runs" / name
+    if run_dir.exists():
+        shutil.rmtree(run_dir)  # benchmark runs are scratch; results live in results/
+    prepare_run_dir(run_dir, kind="lm", config={"model": model_config.__dict__, "train": train_config.__dict__},
+                    command=" ".join(sys.argv))
+    data = encode_splits(corpus, tokenizer, run_dir / "data")
+    seed_everything(args.seed)
+    model = build(model_config)
+    params = sum(p.numel() for p in model.parameters())
+    task = LanguageModelTask(data, tokenizer, seed=args.seed, **task_options)
+    train_config.progress = not args.no_progress
+    start = time.perf_counter()
+    summary = Trainer(model, task, train_config, run_dir).fit()
+    wall = time.perf_counter() - start
+    model.eval()
+    results = {split: task.evaluate(model, split) for split in ("valid", "test") if split in data}
+    record = {"preset": name, "params": params, "wall_s": round(wall, 1), "summary": summary,
+              "results": results, "threads": torch.get_num_threads(), "machine": f"{platform.processor() or platform.machine()}, "
+              f"{os.cpu_count()} cpus", "torch": torch.__version__,
+              "date": datetime.now(timezone.utc).isoformat(timespec="seconds"), "command": " ".join(sys.argv)}
+    with open(ROOT / "results" / "lm_runs.jsonl", "a") as handle:
+        handle.write(json.dumps(record) + "\n")
+    print(json.dumps(record, indent=1))
+    return record
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("preset", choices=["zaremba-small", "tied-variational", "compare", "shakespeare"])
+    parser.add_argument("--data", default=None)
+    parser.add_argument("--epochs", type=int, default=None)
+    parser.add_argument("--minutes", type=float, default=10.0)
+    parser.add_argument("--threads", type=int, default=1)
+    parser.add_argument("--seed", type=int, default=0)
+    parser.add_argument("--only", default=None, help="compare: comma-separated subset of mlp,rnn,gru,lstm")
+    parser.add_argument("--no-progress", action="store_true")
+    args = parser.parse_args()
+    torch.set_num_threads(args.threads)
+    (ROOT / "results").mkdir(exist_ok=True)
+    if args.preset == "shakespeare":
+        corpus = load_corpus(args.data or SHARED / "tinyshakespeare" / "input.txt", fractions=(0.9, 0.1))
+        tokenizer = fit_tokenizer("char", corpus.lines("train"))
+        model, train, task = shakespeare(tokenizer.vocab_size, args.minutes)
+        run(args.preset, corpus, tokenizer, model, train, task, args)
+        return
+    corpus = load_corpus(args.data or SHARED / "ptb")
+    tokenizer = fit_tokenizer("word", corpus.lines("train"))
+    if args.preset == "compare":
+        configs, train = compare_configs(tokenizer.vocab_size, args.epochs or 6)
+        chosen = args.only.split(",") if args.only else list(configs)
+        for name in chosen:
+            run(f"compare-{name}", corpus, tokenizer, configs[name], TrainConfig(**train.__dict__),
+                dict(batch_size=20, bptt=35), args)
+        return
+    preset = zaremba_small if args.preset == "zaremba-small" else tied_variational
+    model, train, task = preset(tokenizer.vocab_size, args.epochs or 13)
+    run(args.preset, corpus, tokenizer, model, train, task, args)
+
+
+if __name__ == "__main__":
+    main()

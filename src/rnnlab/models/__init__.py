@@ -1,0 +1,3 @@
+"""Models built on the recurrent core. Importing this package registers every checkpointable model
+(see :mod:`rnnlab.models.registry`)."""
+from rnnlab.models.language import LanguageModel, LanguageModelConfig, WindowLanguageModel, WindowLanguageModelConfig
