@@ -1,0 +1,99 @@
+"""Plots for rnnlab: arrays in, a matplotlib Figure out (Agg backend, no display needed).
+
+Save with ``fig.savefig(path)``; close with ``matplotlib.pyplot.close(fig)``. Every function takes
+plain numbers or numpy arrays and knows nothing about models or tasks.
+"""
+from __future__ import annotations
+
+import matplotlib
+
+matplotlib.use("Agg")  # no display on servers and in CI
+import matplotlib.pyplot as plt  # noqa: E402
+import numpy as np  # noqa: E402
+from matplotlib.figure import Figure  # noqa: E402
+
+
+def metric_by_length(lengths, values: dict, *, ylabel: str, xlabel: str = "gap / sequence length",
+                     chance: float | None = None, title: str | None = None, logy: bool = False) -> Figure:
+    """One line per model: the mean over seeds against length, with the seed spread.
+
+    Args:
+        lengths: (L,) the x values.
+        values: model name -> (L, S) array, one column per seed; NaN marks a run that is missing.
+        chance: draws a dashed line at the chance (or baseline) level.
+    The band spans the smallest to the largest seed; each seed is also a dot.
+    """
+    x = np.asarray(lengths, dtype=float)
+    fig, ax = plt.subplots(figsize=(6.4, 4.2))
+    for name, runs in values.items():
+        runs = np.asarray(runs, dtype=float).reshape(len(x), -1)  # (L, S)
+        has = ~np.all(np.isnan(runs), axis=1)
+        if not has.any():
+            continue
+        mean = np.nanmean(runs[has], axis=1)
+        line, = ax.plot(x[has], mean, marker="o", label=name)
+        if runs.shape[1] > 1:
+            ax.fill_between(x[has], np.nanmin(runs[has], axis=1), np.nanmax(runs[has], axis=1),
+                            color=line.get_color(), alpha=0.15, linewidth=0)
+        for column in runs.T:
+            ax.scatter(x, column, color=line.get_color(), s=9, alpha=0.5)
+    if chance is not None:
+        ax.axhline(chance, color="gray", linestyle="--", linewidth=1, label="chance / baseline")
+    ax.set_xscale("log")
+    ax.set_xticks(x)
+    ax.set_xticklabels([f"{v:g}" for v in x])
+    ax.minorticks_off()
+    if logy:
+        ax.set_yscale("log")
+    ax.set_xlabel(xlabel)
+    ax.set_ylabel(ylabel)
+    if title:
+        ax.set_title(title)
+    ax.grid(alpha=0.3)
+    ax.legend(fontsize=8)
+    fig.tight_layout()
+    return fig
+
+
+def gradient_flow(curves: dict, *, title: str | None = None, ylabel: str = "mean ||dL/dh_t||") -> Figure:
+    """Gradient norm against distance T - t on a log scale, one line per curve.
+
+    Args:
+        curves: name -> (T,) norms indexed by step t (the last entry is the loss step, distance 0).
+    Zeros (underflow) are left out, since a log axis cannot show them.
+    """
+    fig, ax = plt.subplots(figsize=(6.4, 4.2))
+    for name, norms in curves.items():
+        y = np.asarray(norms, dtype=float)[::-1]  # index = distance
+        d = np.arange(len(y))
+        keep = np.isfinite(y) & (y > 0)
+        ax.plot(d[keep], y[keep], label=name)
+    ax.set_yscale("log")
+    ax.set_xlabel("distance from the loss, T - t (steps)")
+    ax.set_ylabel(ylabel)
+    if title:
+        ax.set_title(title)
+    ax.grid(alpha=0.3, which="both")
+    ax.legend(fontsize=8)
+    fig.tight_layout()
+    return fig
+
+
+def learning_curves(curves: dict, *, ylabel: str, chance: float | None = None, title: str | None = None,
+                    logy: bool = False) -> Figure:
+    """Metric against training step, one line per run: name -> ((N,) steps, (N,) values)."""
+    fig, ax = plt.subplots(figsize=(6.4, 4.2))
+    for name, (steps, values) in curves.items():
+        ax.plot(np.asarray(steps, dtype=float), np.asarray(values, dtype=float), label=name)
+    if chance is not None:
+        ax.axhline(chance, color="gray", linestyle="--", linewidth=1, label="chance / baseline")
+    if logy:
+        ax.set_yscale("log")
+    ax.set_xlabel("training step")
+    ax.set_ylabel(ylabel)
+    if title:
+        ax.set_title(title)
+    ax.grid(alpha=0.3)
+    ax.legend(fontsize=7)
+    fig.tight_layout()
+    return fig
