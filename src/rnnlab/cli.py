@@ -15,6 +15,7 @@ from rnnlab.errors import RnnlabError
 # Command modules, each with register(subparsers). Keep this list the only wiring.
 COMMAND_MODULES = [
     "rnnlab.commands.demo",
+    "rnnlab.commands.lab",
 ]
 
 

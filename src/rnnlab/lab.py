@@ -1,0 +1,313 @@
+"""The long-term dependency lab: model x length x seed grids on the synthetic tasks.
+
+Every run trains a fresh model through the shared :class:`rnnlab.train.Trainer` on fresh seeded
+batches, at an equal parameter budget (hidden sizes chosen per model to come as close to
+``budget`` as possible without exceeding it) and an equal step budget. A run stops early once it
+has **solved** its task, judged on a fixed held-out set of ``eval_size`` sequences every
+``eval_every`` steps:
+
+* classification (cue task, temporal order): accuracy >= 0.99;
+* adding problem: mean squared error < 0.01 (the baseline of always answering 1 is 1/6 ~ 0.167);
+* copy memory: accuracy >= 0.99 on the copied symbols (the last ``copy_length`` steps).
+
+Models (``MODELS``): ``mlp`` (fixed window W, default 10), ``rnn`` (tanh), ``gru``, ``lstm``
+(forget-gate bias 1) and ``lstm_chrono`` (chrono init with T_max = the task's longest sequence).
+Each grid writes ``runs.csv`` / ``runs.json`` (one row per run, rewritten after every run so a
+killed grid keeps what it finished), ``metrics.csv`` (every evaluation of every run),
+``run.json``, ``summary.md`` and PNG plots; see :func:`run_grid`. The gradient-flow study is in
+:mod:`rnnlab.lab_gradflow`.
+"""
+from __future__ import annotations
+
+import json
+import time
+from dataclasses import asdict, dataclass, field
+from datetime import datetime, timezone
+from pathlib import Path
+
+import numpy as np
+import torch
+import torch.nn.functional as F
+
+from rnnlab.data.synthetic import TASKS, SyntheticTask
+from rnnlab.errors import ConfigError, RunDirError
+from rnnlab.models.sequence_model import SequenceModel
+from rnnlab.models.window_mlp import WindowMLP
+from rnnlab.nn.sequence import last_valid
+
+MODELS = ("mlp", "rnn", "gru", "lstm", "lstm_chrono")
+RECURRENT_MODELS = {"rnn": ("rnn", {}), "gru": ("gru", {}), "lstm": ("lstm", {"forget_bias": 1.0}),
+                    "lstm_chrono": ("lstm", {})}  # chrono_tmax is set from the task
+SOLVED = {"class": ("accuracy", ">=", 0.99), "value": ("mse", "<", 0.01), "sequence": ("copy_accuracy", ">=", 0.99)}
+
+
+@dataclass
+class LabSettings:
+    """Everything that is equal across the runs of a grid (goes into run.json)."""
+
+    budget: int = 30_000          # parameters per model (hidden size chosen to fit)
+    embedding: int = 32           # embedding size for token tasks (features per step otherwise)
+    window: int = 10              # the MLP's window W
+    steps: int = 2000             # training steps per run (upper bound; a solved run stops early)
+    batch_size: int = 32
+    lr: float = 3e-3
+    clip: float = 1.0
+    eval_every: int = 100
+    eval_size: int = 512
+    task_options: dict = field(default_factory=dict)  # e.g. {"num_countries": 20, "distractors": 0}
+
+    def __post_init__(self) -> None:
+        for key in ("budget", "embedding", "window", "steps", "batch_size", "eval_every", "eval_size"):
+            value = getattr(self, key)
+            if isinstance(value, bool) or not isinstance(value, int) or value < 1:
+                raise ConfigError(f"{key} must be a positive integer, got {value!r}")
+        if not self.lr > 0 or not self.clip >= 0:
+            raise ConfigError(f"lr must be > 0 and clip >= 0, got lr={self.lr} clip={self.clip}")
+
+
+def _defaults(models, lengths, seeds, **settings) -> dict:
+    return {"models": list(models), "lengths": list(lengths), "seeds": list(seeds), "settings": LabSettings(**settings)}
+
+
+# The default grids (``rnnlab lab <task>`` with no options; benchmarks/results/lab.md ran these).
+GRID_DEFAULTS = {
+    "gap": _defaults(MODELS, [5, 20, 50, 100], [0, 1, 2], budget=30_000, embedding=32, steps=2000, lr=1e-3),
+    "adding": _defaults(MODELS, [50, 100, 200], [0, 1], budget=10_000, steps=2000, lr=1e-3),
+    "copy": _defaults(["lstm", "lstm_chrono"], [100, 500], [0], budget=12_000, embedding=16, steps=2000, lr=1e-3),
+    "order": _defaults(MODELS, [50, 100], [0, 1], budget=10_000, embedding=16, steps=2000, lr=1e-3),
+    "gradflow": _defaults(["rnn", "gru", "lstm", "lstm_chrono"], [100], [0, 1], budget=30_000, embedding=32,
+                          steps=2000, lr=1e-3),
+}
+GRID_DEFAULTS["gradflow"]["gap"] = 100
+
+
+def count_parameters(model: torch.nn.Module) -> int:
+    return sum(p.numel() for p in model.parameters())
+
+
+def build_model(name: str, task: SyntheticTask, hidden_size: int, settings: LabSettings) -> torch.nn.Module:
+    """The lab model ``name`` for ``task``: (B, T[, F]) -> (B, T, task.output_size)."""
+    if name not in MODELS:
+        raise ConfigError(f"unknown lab model {name!r}; expected one of {list(MODELS)}")
+    tokens = task.num_embeddings is not None
+    size = settings.embedding if tokens else task.input_size
+    if name == "mlp":
+        return WindowMLP(size, hidden_size, task.output_size, window=settings.window, num_embeddings=task.num_embeddings)
+    cell, options = RECURRENT_MODELS[name]
+    if name == "lstm_chrono":
+        options = {"chrono_tmax": float(task.max_length)}
+    return SequenceModel(cell, size, hidden_size, task.output_size, num_embeddings=task.num_embeddings, **options)
+
+
+def hidden_for_budget(name: str, task: SyntheticTask, settings: LabSettings) -> tuple[int, int]:
+    """Largest hidden size whose model has at most ``settings.budget`` parameters -> (hidden, params)."""
+    low, high = 1, 4096  # parameter count grows with the hidden size: bisect
+    if count_parameters(build_model(name, task, low, settings)) > settings.budget:
+        raise ConfigError(f"a parameter budget of {settings.budget} is too small for model {name!r} on this task "
+                          f"(hidden size 1 already has {count_parameters(build_model(name, task, 1, settings))})")
+    while low < high:
+        mid = (low + high + 1) // 2
+        if count_parameters(build_model(name, task, mid, settings)) <= settings.budget:
+            low = mid
+        else:
+            high = mid - 1
+    return low, count_parameters(build_model(name, task, low, settings))
+
+
+def make_task(task_name: str, length: int, seed: int, options: dict | None = None) -> SyntheticTask:
+    """Build a synthetic task; ``length`` is the gap for "gap" and the sequence length otherwise."""
+    if task_name not in TASKS:
+        raise ConfigError(f"unknown lab task {task_name!r}; expected one of {sorted(TASKS)}")
+    return TASKS[task_name](length, seed=seed, **(options or {}))
+
+
+class LabTask:
+    """A synthetic task in the :mod:`rnnlab.train` task protocol: fresh batches, a fixed eval set."""
+
+    def __init__(self, task: SyntheticTask, batch_size: int, eval_size: int, seed: int) -> None:
+        self.task, self.batch_size, self.seed = task, batch_size, seed
+        # The held-out set comes from its own stream, never from the training stream.
+        self.eval_batch = task.sample(eval_size, generator=torch.Generator().manual_seed(10_007 * seed + 1_000_003))
+        self.item_name = "seq"
+
+    def train_batches(self, epoch: int):
+        generator = torch.Generator().manual_seed(self.seed * 100_003 + epoch)  # endless, deterministic per epoch
+        while True:
+            b = self.task.sample(self.batch_size, generator=generator)
+            yield b.inputs, b.targets, b.lengths
+
+    def outputs(self, model, inputs: torch.Tensor, lengths: torch.Tensor) -> torch.Tensor:
+        """Model outputs at the readout: (B, out) at the last valid step, or (B, T, out) at every step."""
+        full = bool((lengths == inputs.shape[1]).all())
+        out = model(inputs, None if full else lengths)  # (B, T, out); no lengths = the faster fused path
+        if self.task.readout == "all":
+            return out
+        return out[:, -1] if full else last_valid(out, lengths)
+
+    def _loss(self, out: torch.Tensor, targets: torch.Tensor) -> torch.Tensor:
+        if self.task.target == "value":
+            return F.mse_loss(out[:, 0], targets)
+        if self.task.target == "sequence":
+            return F.cross_entropy(out.reshape(-1, out.shape[-1]), targets.reshape(-1))  # nats per step
+        return F.cross_entropy(out, targets)
+
+    def loss(self, model, batch, state):
+        inputs, targets, lengths = batch
+        return self._loss(self.outputs(model, inputs, lengths), targets), None, inputs.shape[0]
+
+    def evaluate(self, model, split: str) -> dict:
+        b = self.eval_batch
+        out = self.outputs(model, b.inputs, b.lengths)
+        metrics = {"loss": float(self._loss(out, b.targets))}
+        if self.task.target == "class":
+            metrics["accuracy"] = float((out.argmax(-1) == b.targets).float().mean())
+        elif self.task.target == "value":
+            metrics["mse"] = metrics["loss"]
+        else:
+            n = self.task.copy_length
+            metrics["copy_accuracy"] = float((out[:, -n:].argmax(-1) == b.targets[:, -n:]).float().mean())
+        return metrics
+
+
+def is_solved(target: str, metrics: dict) -> bool:
+    name, op, threshold = SOLVED[target]
+    value = metrics[name]
+    return value >= threshold if op == ">=" else value < threshold
+
+
+def check_grid(task_name: str, models, lengths, seeds, settings: LabSettings) -> None:
+    """Reject a grid before any run starts, naming what was given."""
+    if task_name not in TASKS:
+        raise ConfigError(f"unknown lab task {task_name!r}; expected one of {sorted(TASKS)}")
+    for name in models:
+        if name not in MODELS:
+            raise ConfigError(f"unknown lab model {name!r}; expected one of {list(MODELS)}")
+    if not models or not lengths or not seeds:
+        raise ConfigError("a lab grid needs at least one model, one length and one seed")
+    for length in lengths:
+        if isinstance(length, bool) or not isinstance(length, int) or length <= 0:
+            word = "gap" if task_name == "gap" else "length"
+            raise ConfigError(f"every {word} must be a positive integer, got {length!r}")
+    if "mlp" in models:
+        for length in lengths:
+            shortest = make_task(task_name, length, 0, settings.task_options).min_steps
+            if settings.window > shortest:
+                raise ConfigError(f"the MLP window ({settings.window}) is larger than the sequence "
+                                  f"({shortest} steps at {task_name} length {length}); use a smaller --window")
+
+
+@dataclass
+class RunResult:
+    task: str
+    model: str
+    length: int
+    seed: int
+    hidden: int
+    params: int
+    steps: int
+    solved: bool
+    solved_step: int | None
+    wall_s: float
+    metric: str
+    final: float
+    best: float
+    chance: float
+    curve: list = field(default_factory=list)  # [(step, metric value), ...] at every evaluation
+
+
+def run_one(task_name: str, model_name: str, length: int, seed: int, settings: LabSettings,
+            *, progress: bool = True, on_eval=None) -> tuple[RunResult, torch.nn.Module, SyntheticTask]:
+    """Train one model on one task length with one seed; stop early once solved."""
+    from rnnlab.train import Trainer, TrainConfig
+
+    task = make_task(task_name, length, seed, settings.task_options)
+    hidden, params = hidden_for_budget(model_name, task, settings)
+    torch.manual_seed(seed)  # the same seed gives the same initial weights
+    model = build_model(model_name, task, hidden, settings)
+    lab_task = LabTask(task, settings.batch_size, settings.eval_size, seed)
+    metric = SOLVED[task.target][0]
+    state = {"solved_step": None, "curve": []}
+
+    def watch(trainer, event, info):
+        if event != "eval":
+            return
+        state["curve"].append((trainer.step, info[metric]))
+        if on_eval is not None:
+            on_eval(trainer.step, info)
+        if state["solved_step"] is None and is_solved(task.target, info):
+            state["solved_step"] = trainer.step
+            # Stop after this step: the trainer ends a run when step >= max_steps (see report).
+            trainer.config.max_steps = trainer.step
+
+    config = TrainConfig(optimizer="adam", lr=settings.lr, clip=settings.clip, max_epochs=None,
+                         max_steps=settings.steps, eval_every=settings.eval_every, restore_best=False,
+                         seed=seed, log_every=settings.eval_every, progress=progress)
+    started = time.perf_counter()
+    summary = Trainer(model, lab_task, config, callbacks=[watch]).fit()
+    wall = time.perf_counter() - started
+    values = [v for _, v in state["curve"]]
+    best = (max(values) if SOLVED[task.target][1] == ">=" else min(values)) if values else float("nan")
+    result = RunResult(task_name, model_name, length, seed, hidden, params, summary["steps"],
+                       state["solved_step"] is not None, state["solved_step"], round(wall, 2), metric,
+                       values[-1] if values else float("nan"), best, task.chance, state["curve"])
+    return result, model, task
+
+
+def prepare_out_dir(out_dir: str | Path, kind_config: dict) -> Path:
+    """Create ``out_dir`` with run.json; refuse one that already holds a lab run (nothing is overwritten)."""
+    out = Path(out_dir)
+    if (out / "run.json").exists() or (out / "runs.csv").exists():
+        raise RunDirError(f"{out} already holds lab results; choose a new --out (nothing was overwritten)")
+    out.mkdir(parents=True, exist_ok=True)
+    import sys
+
+    run = {"format": "rnnlab-run", "version": 1, "kind": "lab",
+           "created": datetime.now(timezone.utc).isoformat(timespec="seconds"),
+           "command": " ".join(["rnnlab", *sys.argv[1:]]) if sys.argv and "rnnlab" in sys.argv[0] else " ".join(sys.argv),
+           "config": kind_config}
+    (out / "run.json").write_text(json.dumps(run, indent=2) + "\n")
+    return out
+
+
+def write_runs(out: Path, results: list[RunResult]) -> None:
+    """runs.json (with learning curves) and runs.csv (one row per run, no curves)."""
+    rows = [asdict(r) for r in results]
+    (out / "runs.json").write_text(json.dumps(rows, indent=1) + "\n")
+    import csv
+
+    columns = [k for k in rows[0] if k != "curve"] if rows else []
+    with open(out / "runs.csv", "w", newline="") as handle:
+        writer = csv.DictWriter(handle, fieldnames=columns, extrasaction="ignore")
+        writer.writeheader()
+        writer.writerows(rows)
+
+
+def run_grid(task_name: str, models, lengths, seeds, settings: LabSettings, out_dir: str | Path,
+             *, progress: bool = True, log=print) -> list[RunResult]:
+    """Every model x length x seed; writes runs.csv/json, metrics.csv, summary.md and plots into ``out_dir``."""
+    from rnnlab.lab_report import plot_grid, summary_markdown
+    from rnnlab.metrics_log import MetricsLog
+
+    models, lengths, seeds = list(models), [int(x) for x in lengths], [int(s) for s in seeds]
+    check_grid(task_name, models, lengths, seeds, settings)
+    out = prepare_out_dir(out_dir, {"task": task_name, "models": models, "lengths": lengths, "seeds": seeds,
+                                    "settings": asdict(settings), "solved_when": SOLVED})
+    metrics_log, results = MetricsLog(out / "metrics.csv"), []
+    total = len(models) * len(lengths) * len(seeds)
+    for length in lengths:
+        for model_name in models:
+            for seed in seeds:
+                def on_eval(step, info, m=model_name, n=length, s=seed):
+                    metrics_log.append({"step": step, "epoch": 0, "split": "valid", **info,
+                                        "model": m, "length": n, "seed": s})
+
+                result, _, _ = run_one(task_name, model_name, length, seed, settings, progress=progress,
+                                       on_eval=on_eval)
+                results.append(result)
+                write_runs(out, results)
+                log(f"[{len(results)}/{total}] {task_name} {model_name:<11} length {length:<5} seed {seed}: "
+                    f"{result.metric} {result.final:.4f} after {result.steps} steps "
+                    f"({'solved' if result.solved else 'not solved'}, {result.wall_s:.1f} s, {result.params} params)")
+    (out / "summary.md").write_text(summary_markdown(results))
+    plot_grid(results, out)
+    return results

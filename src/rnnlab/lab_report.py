@@ -1,0 +1,105 @@
+"""Tables and plots of a lab grid: ``RunResult`` rows in, markdown text and PNG files out."""
+from __future__ import annotations
+
+import math
+from pathlib import Path
+
+import numpy as np
+
+LABELS = {"accuracy": "held-out accuracy", "mse": "held-out MSE", "copy_accuracy": "accuracy on copied symbols"}
+LENGTH_WORD = {"gap": "gap", "adding": "T", "copy": "T", "order": "T"}
+
+
+def _grid(results):
+    models = list(dict.fromkeys(r.model for r in results))
+    lengths = sorted({r.length for r in results})
+    seeds = sorted({r.seed for r in results})
+    return models, lengths, seeds
+
+
+def metric_table(results, attribute: str = "final"):
+    """model -> (L, S) array of ``attribute`` (NaN where a run is missing)."""
+    models, lengths, seeds = _grid(results)
+    table = {m: np.full((len(lengths), len(seeds)), np.nan) for m in models}
+    for r in results:
+        table[r.model][lengths.index(r.length), seeds.index(r.seed)] = getattr(r, attribute)
+    return lengths, table
+
+
+def summary_markdown(results) -> str:
+    """A markdown table: per model and length, the metric over seeds, solved runs and steps taken."""
+    if not results:
+        return "no runs\n"
+    models, lengths, seeds = _grid(results)
+    task, metric, chance = results[0].task, results[0].metric, results[0].chance
+    word = LENGTH_WORD.get(task, "length")
+    lines = [f"Task `{task}`, metric: {LABELS.get(metric, metric)} at the end of each run "
+             f"(chance/baseline {chance:.4g}); {len(seeds)} seed(s): {', '.join(map(str, seeds))}.", "",
+             "| model | params | hidden | " + " | ".join(f"{word}={n}" for n in lengths) + " |",
+             "| --- | --- | --- | " + " | ".join("---" for _ in lengths) + " |"]
+    for model in models:
+        runs = [r for r in results if r.model == model]
+        cells = []
+        for n in lengths:
+            here = [r for r in runs if r.length == n]
+            if not here:
+                cells.append("–")
+                continue
+            values = np.array([r.final for r in here])
+            solved = [r for r in here if r.solved]
+            text = f"{values.mean():.3f}" + (f" [{values.min():.3f}–{values.max():.3f}]" if len(here) > 1 else "")
+            text += f", {len(solved)}/{len(here)} solved"
+            if solved:
+                text += f" @ {int(np.median([r.solved_step for r in solved]))} steps"
+            cells.append(text)
+        hidden = sorted({r.hidden for r in runs})
+        params = sorted({r.params for r in runs})
+        lines.append(f"| {model} | {'/'.join(map(str, params))} | {'/'.join(map(str, hidden))} | "
+                     + " | ".join(cells) + " |")
+    wall = sum(r.wall_s for r in results)
+    lines += ["", "Cells: mean [min–max over seeds], runs solved / runs, median steps to solve.",
+              f"Total training wall time {wall:.0f} s over {len(results)} runs.", ""]
+    return "\n".join(lines)
+
+
+def plot_grid(results, out_dir: str | Path) -> list[Path]:
+    """``<task>_<metric>.png`` (final metric against length, seed spread) and ``<task>_curves.png``."""
+    import matplotlib.pyplot as plt
+
+    from rnnlab.analysis.plots import learning_curves, metric_by_length
+
+    if not results:
+        return []
+    out, task, metric = Path(out_dir), results[0].task, results[0].metric
+    lengths, table = metric_table(results)
+    word = LENGTH_WORD.get(task, "length")
+    fig = metric_by_length(lengths, table, ylabel=LABELS.get(metric, metric), chance=results[0].chance,
+                           xlabel=f"{word} (steps)", title=f"{task}: final {metric} (band: seed min–max)",
+                           logy=metric == "mse")
+    paths = [out / f"{task}_{metric}.png"]
+    fig.savefig(paths[0], dpi=110)
+    plt.close(fig)
+    curves = {f"{r.model} {word}={r.length} s{r.seed}": ([s for s, _ in r.curve], [v for _, v in r.curve])
+              for r in results if r.curve and r.seed == min(x.seed for x in results)}
+    if curves:
+        fig = learning_curves(curves, ylabel=LABELS.get(metric, metric), chance=results[0].chance,
+                              title=f"{task}: held-out {metric} during training (first seed)", logy=metric == "mse")
+        paths.append(out / f"{task}_curves.png")
+        fig.savefig(paths[1], dpi=110)
+        plt.close(fig)
+    return paths
+
+
+def largest_solved(results, model: str) -> int | None:
+    """The largest length at which every seed of ``model`` solved the task (None if none)."""
+    lengths = sorted({r.length for r in results if r.model == model})
+    best = None
+    for n in lengths:
+        runs = [r for r in results if r.model == model and r.length == n]
+        if runs and all(r.solved for r in runs):
+            best = n
+    return best
+
+
+def fmt(value: float) -> str:
+    return "nan" if value is None or (isinstance(value, float) and math.isnan(value)) else f"{value:.3g}"
