@@ -35,10 +35,13 @@ ROOT = Path(__file__).resolve().parent
 SHARED = ROOT.parent.parent / "shared" / "data"
 
 
+# Zaremba's code (and TensorFlow's ptb_word_lm) minimises the loss SUMMED over the unroll and averaged over
+# the batch; our loss is the mean over tokens, so their lr 1 and clip 5 are lr 1*T and clip 5/T here
+# (T = 20): the same updates. pytorch/examples' word_language_model uses the same lr 20 / clip 0.25.
 def zaremba_small(vocab, epochs=13):
     """Zaremba et al. 2014 'small': 2x200 LSTM, unroll 20, batch 20, SGD lr 1 halved each epoch after 4."""
     model = LanguageModelConfig(vocab, cell="lstm", embed_size=200, hidden_size=200, num_layers=2, init_range=0.1)
-    train = TrainConfig(optimizer="sgd", lr=1.0, clip=5.0, schedule="step", lr_factor=0.5, lr_start=4,
+    train = TrainConfig(optimizer="sgd", lr=20.0, clip=0.25, schedule="step", lr_factor=0.5, lr_start=4,
                         max_epochs=epochs, restore_best=False)
     return model, train, dict(batch_size=20, bptt=20)
 
@@ -48,7 +51,7 @@ def tied_variational(vocab, epochs=13):
     model = LanguageModelConfig(vocab, cell="lstm", embed_size=200, hidden_size=200, num_layers=2, init_range=0.1,
                                 tie_weights=True, dropout_input=0.3, dropout_hidden=0.25, dropout_output=0.3,
                                 dropout_embed=0.05, weight_drop=0.2)
-    train = TrainConfig(optimizer="sgd", lr=1.0, clip=5.0, schedule="plateau", lr_factor=0.5, lr_patience=0,
+    train = TrainConfig(optimizer="sgd", lr=20.0, clip=0.25, schedule="plateau", lr_factor=0.25, lr_patience=0,
                         max_epochs=epochs, restore_best=True)
     return model, train, dict(batch_size=20, bptt=35)
 
@@ -67,11 +70,11 @@ def compare_configs(vocab, epochs):
 
 
 def shakespeare(vocab, minutes):
-    model = LanguageModelConfig(vocab, cell="lstm", embed_size=64, hidden_size=512, num_layers=2,
-                                dropout_output=0.1, dropout_hidden=0.1)
-    train = TrainConfig(optimizer="adam", lr=3e-3, clip=1.0, max_epochs=None, max_time_s=minutes * 60,
-                        eval_every=400, schedule="plateau", lr_factor=0.5, lr_patience=1, restore_best=True)
-    return model, train, dict(batch_size=32, bptt=128, windows=True, windows_per_epoch=400)
+    model = LanguageModelConfig(vocab, cell="lstm", embed_size=64, hidden_size=256, num_layers=2)
+    # Budget in CPU seconds of this process (1 thread): at most `minutes` on one core, so at most that on two.
+    train = TrainConfig(optimizer="adam", lr=3e-3, clip=1.0, max_epochs=None, max_cpu_s=minutes * 60,
+                        eval_every=300, schedule="plateau", lr_factor=0.5, lr_patience=0, restore_best=True)
+    return model, train, dict(batch_size=32, bptt=100, windows=True, windows_per_epoch=300)
 
 
 def build(config):

@@ -276,22 +276,29 @@ def prepare_run_dir(run_dir: str | os.PathLike, *, kind: str, config: dict, comm
     run_dir = Path(run_dir)
     if run_dir.exists() and not run_dir.is_dir():
         raise RunDirError(f"expected a directory for the run at {run_dir}; it is a file")
-    occupied = run_dir.exists() and any(run_dir.iterdir())
     if resume:
         info = read_json(run_dir / "run.json", "run description (run.json) to resume")
         if info.get("kind") != kind:
             raise RunDirError(f"cannot resume {run_dir}: it holds a {info.get('kind')!r} run, expected {kind!r}")
         return run_dir
-    if occupied:
-        what = "a run" if (run_dir / "run.json").exists() else "other files"
-        raise RunDirError(f"output directory {run_dir} already holds {what}; choose a new --out or pass --resume "
-                          f"(nothing was overwritten)")
+    check_run_dir_free(run_dir)
     run_dir.mkdir(parents=True, exist_ok=True)
     info = {"format": RUN_FORMAT, "version": RUN_VERSION, "kind": kind,
             "created": datetime.now(timezone.utc).isoformat(timespec="seconds"), "command": command,
             "config": config, **extra}
     atomic_write_json(run_dir / "run.json", info)
     return run_dir
+
+
+def check_run_dir_free(run_dir: str | os.PathLike) -> None:
+    """Raise RunDirError unless ``run_dir`` is absent or an empty directory (call before slow work)."""
+    run_dir = Path(run_dir)
+    if run_dir.exists() and not run_dir.is_dir():
+        raise RunDirError(f"expected a directory for the run at {run_dir}; it is a file")
+    if run_dir.exists() and any(run_dir.iterdir()):
+        what = "a run" if (run_dir / "run.json").exists() else "other files"
+        raise RunDirError(f"output directory {run_dir} already holds {what}; choose a new --out or pass --resume "
+                          f"(nothing was overwritten)")
 
 
 def update_run_json(run_dir: str | os.PathLike, **fields: Any) -> None:

@@ -120,3 +120,21 @@ def level_metrics(loss: float, level: str) -> dict[str, float]:
     if level == "char":
         return {"bpc": loss / math.log(2)}
     return {"ppl": math.exp(min(loss, 700.0))}
+
+
+def load_language_model(path, which: str = "best"):
+    """(model, tokenizer, checkpoint) from a run directory or checkpoint; checks they belong together."""
+    from rnnlab.checkpoint import load_checkpoint
+    from rnnlab.data.tokenizer import tokenizer_from_json
+    from rnnlab.errors import RunDirError
+
+    checkpoint = load_checkpoint(path, which=which)
+    if "tokenizer.json" not in checkpoint.files:
+        raise RunDirError(f"checkpoint {checkpoint.directory} has no tokenizer.json; it is not a language model run")
+    tokenizer = tokenizer_from_json(checkpoint.files["tokenizer.json"])
+    vocab = getattr(checkpoint.model.config, "vocab_size", None)
+    if vocab != tokenizer.vocab_size:
+        raise RunDirError(f"tokenizer in {checkpoint.directory} has {tokenizer.vocab_size} tokens but the model "
+                          f"expects {vocab}; they do not belong together")
+    checkpoint.model.eval()
+    return checkpoint.model, tokenizer, checkpoint

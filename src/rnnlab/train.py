@@ -88,6 +88,7 @@ class TrainConfig:
     max_epochs: int | None = 10
     max_steps: int | None = None
     max_time_s: float | None = None  # wall-clock budget (a time limit makes runs non-reproducible)
+    max_cpu_s: float | None = None   # CPU-time budget of this process (fair on a shared machine)
     eval_every: int | None = None    # steps between evaluations; None = at the end of each epoch
     patience: int | None = None      # early stopping: evaluations without improvement
     restore_best: bool = True
@@ -103,8 +104,8 @@ class TrainConfig:
             (self.schedule in ("none", "step", "plateau"), f"schedule must be none|step|plateau, got {self.schedule!r}"),
             (self.lr > 0, f"lr must be > 0, got {self.lr}"),
             (0 < self.lr_factor <= 1, f"lr_factor must be in (0, 1], got {self.lr_factor}"),
-            (self.max_epochs is not None or self.max_steps is not None or self.max_time_s is not None,
-             "set at least one of max_epochs, max_steps, max_time_s"),
+            (any(v is not None for v in (self.max_epochs, self.max_steps, self.max_time_s, self.max_cpu_s)),
+             "set at least one of max_epochs, max_steps, max_time_s, max_cpu_s"),
             (self.max_epochs is None or self.max_epochs >= 1, f"max_epochs must be >= 1, got {self.max_epochs}"),
             (self.max_steps is None or self.max_steps >= 1, f"max_steps must be >= 1, got {self.max_steps}"),
             (self.eval_every is None or self.eval_every >= 1, f"eval_every must be >= 1, got {self.eval_every}"),
@@ -177,7 +178,7 @@ class Trainer:
         self.step = self.epoch = self.batch = 0
         self.lr = config.lr
         self.best_loss, self.best_step, self.bad_evals, self.plateau_bad = math.inf, -1, 0, 0
-        self.last_eval_step, self.elapsed_s = -1, 0.0
+        self.last_eval_step, self.elapsed_s, self.cpu_s = -1, 0.0, 0.0
         self.carried: Any = None
         self.best_weights: dict[str, torch.Tensor] | None = None
         self.main = dist.is_main()
@@ -215,7 +216,7 @@ class Trainer:
         state = {"step": self.step, "epoch": self.epoch, "batch": self.batch, "lr": self.lr,
                  "best_loss": self.best_loss, "best_step": self.best_step, "bad_evals": self.bad_evals,
                  "plateau_bad": self.plateau_bad, "last_eval_step": self.last_eval_step,
-                 "elapsed_s": self.elapsed_s, "optimizer": self.optimizer.state_dict(), "carried": self.carried,
+                 "elapsed_s": self.elapsed_s, "cpu_s": self.cpu_s, "optimizer": self.optimizer.state_dict(), "carried": self.carried,
                  "rng": _rng_state(), "config": asdict(self.config)}
         if hasattr(self.task, "state_dict"):
             state["task"] = self.task.state_dict()
@@ -240,7 +241,7 @@ class Trainer:
         s = ckpt.training_state
         self.optimizer.load_state_dict(s["optimizer"])
         for key in ("step", "epoch", "batch", "best_loss", "best_step", "bad_evals", "plateau_bad",
-                    "last_eval_step", "elapsed_s"):
+                    "last_eval_step", "elapsed_s", "cpu_s"):
             setattr(self, key, s[key])
         self._set_lr(s["lr"])
         self.carried = to_device(s["carried"], self.device) if dist.world_size() == 1 else None
@@ -262,6 +263,7 @@ class Trainer:
             seed_everything(c.seed + dist.rank())
         previous = self._install_sigint()
         reason, started = "max_epochs", time.perf_counter() - self.elapsed_s
+        cpu_started = time.process_time() - self.cpu_s
         bar = self._progress_bar()
         window = {"loss": 0.0, "items": 0.0, "steps": 0, "t": time.perf_counter()}
         try:
@@ -273,6 +275,7 @@ class Trainer:
                     self.batch += 1
                     self.step += 1
                     self.elapsed_s = time.perf_counter() - started
+                    self.cpu_s = time.process_time() - cpu_started
                     window["loss"] += loss * items
                     window["items"] += items
                     window["steps"] += 1
@@ -287,10 +290,12 @@ class Trainer:
                         reason = "max_steps"
                     elif c.max_time_s is not None and self.elapsed_s >= c.max_time_s:
                         reason = "max_time"
+                    elif c.max_cpu_s is not None and self.cpu_s >= c.max_cpu_s:
+                        reason = "max_cpu"
                     if self._stop_requested:
                         self.save()
                         raise KeyboardInterrupt
-                    if reason in ("max_steps", "max_time", "early_stop"):
+                    if reason in ("max_steps", "max_time", "max_cpu", "early_stop"):
                         break
                 else:  # the epoch ran out of batches
                     self.epoch, self.batch, self.carried = self.epoch + 1, 0, None
@@ -312,7 +317,7 @@ class Trainer:
         if c.restore_best and self.best_weights is not None:
             self.model.load_state_dict(self.best_weights)
         return {"steps": self.step, "epochs": self.epoch, "stopped": reason, "best_valid_loss": self.best_loss,
-                "best_step": self.best_step, "wall_s": self.elapsed_s}
+                "best_step": self.best_step, "wall_s": self.elapsed_s, "cpu_s": self.cpu_s}
 
     def _train_step(self, batch: Any) -> tuple[float, float]:
         c = self.config
@@ -402,7 +407,7 @@ class Trainer:
 
     def _write_metrics(self, split: str, metrics: dict) -> None:
         row = {"step": self.step, "epoch": self.epoch, "split": split, **metrics, "lr": self.lr,
-               "elapsed_s": round(self.elapsed_s, 3)}
+               "elapsed_s": round(self.elapsed_s, 3), "cpu_s": round(self.cpu_s, 3)}
         if self.log is not None:
             self.log.append(row)
         if self.writer is not None:

@@ -1,0 +1,73 @@
+"""Data-parallel training: 2 CPU processes (gloo) stay in step and match one process on the same global batch."""
+from __future__ import annotations
+
+import json
+import os
+import socket
+
+import numpy as np
+import pytest
+import torch
+import torch.distributed
+import torch.multiprocessing as mp
+from safetensors.torch import load_file, save_file
+
+from rnnlab.data.tokenizer import CharTokenizer
+from rnnlab.lm import LanguageModelTask
+from rnnlab.models import LanguageModel, LanguageModelConfig
+from rnnlab.train import TrainConfig, Trainer, seed_everything
+
+TEXT = "the clouds are in the sky; the sea is in the bay. " * 8
+STEPS = 6
+
+
+def _train(out_dir: str, tag: str) -> None:
+    """Train STEPS SGD steps on a global batch of 4 streams; save parameters and the logged losses."""
+    torch.set_num_threads(1)
+    tok = CharTokenizer.fit([TEXT])
+    ids = np.asarray(tok.encode(TEXT))
+    seed_everything(0)
+    model = LanguageModel(LanguageModelConfig(tok.vocab_size, embed_size=8, hidden_size=16, num_layers=2))
+    task = LanguageModelTask({"train": ids, "valid": ids[:100]}, tok, batch_size=4, bptt=8)
+    losses = []
+    trainer = Trainer(model, task, TrainConfig(optimizer="sgd", lr=0.5, clip=1.0, max_steps=STEPS, progress=False),
+                      callbacks=[lambda t, e, i: losses.append(i["loss"]) if e == "step" else None])
+    trainer.fit()
+    save_file({k: v.contiguous() for k, v in model.state_dict().items()}, os.path.join(out_dir, f"{tag}.safetensors"))
+    with open(os.path.join(out_dir, f"{tag}.json"), "w") as handle:
+        json.dump(losses, handle)
+
+
+def _worker(rank: int, world: int, port: int, out_dir: str) -> None:
+    os.environ.update(MASTER_ADDR="127.0.0.1", MASTER_PORT=str(port), RANK=str(rank), WORLD_SIZE=str(world))
+    torch.distributed.init_process_group("gloo", rank=rank, world_size=world)
+    try:
+        _train(out_dir, f"rank{rank}")
+    finally:
+        torch.distributed.destroy_process_group()
+
+
+def _free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+@pytest.mark.skipif(not torch.distributed.is_available() or not torch.distributed.is_gloo_available(),
+                    reason="torch.distributed with gloo is not available in this build")
+def test_two_processes_train_in_step_and_match_one_process(tmp_path):
+    mp.spawn(_worker, args=(2, _free_port(), str(tmp_path)), nprocs=2, join=True)
+    _train(str(tmp_path), "single")
+    ranks = [load_file(str(tmp_path / f"rank{r}.safetensors")) for r in range(2)]
+    single = load_file(str(tmp_path / "single.safetensors"))
+    for key in single:
+        assert torch.equal(ranks[0][key], ranks[1][key]), f"ranks diverged in {key}"
+        torch.testing.assert_close(ranks[0][key], single[key], rtol=1e-4, atol=1e-5)
+    seed_everything(0)
+    initial = LanguageModel(LanguageModelConfig(CharTokenizer.fit([TEXT]).vocab_size, embed_size=8, hidden_size=16,
+                                                num_layers=2)).state_dict()
+    assert all(not torch.equal(single[key], initial[key]) for key in single)  # every tensor was trained
+    ddp_losses = json.loads((tmp_path / "rank0.json").read_text())
+    single_losses = json.loads((tmp_path / "single.json").read_text())
+    assert len(ddp_losses) == STEPS
+    np.testing.assert_allclose(ddp_losses, single_losses, rtol=1e-5)
