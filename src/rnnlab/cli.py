@@ -16,6 +16,7 @@ from rnnlab.errors import RnnlabError
 COMMAND_MODULES = [
     "rnnlab.commands.demo",
     "rnnlab.commands.lab",
+    "rnnlab.commands.lm",
 ]
 
 
