@@ -26,7 +26,9 @@ from torch.nn.utils.rnn import PackedSequence, pack_padded_sequence, pad_packed_
 
 from rnnlab.errors import ConfigError, InputShapeError, StateError
 from rnnlab.nn import init as rinit
+from rnnlab.nn import fastpath
 from rnnlab.nn.cells import GRUCell, LSTMCell, RNNCell, check_state_dict
+from rnnlab.nn.regularize import RegularizedCell, check_regularizers, draw_masks
 from rnnlab.nn.sequence import check_lengths
 from rnnlab.nn.unroll import unroll
 from rnnlab.nn.variants import LayerNormLSTMCell, PeepholeLSTMCell
@@ -38,6 +40,10 @@ LSTM_CELLS = {"lstm": LSTMCell, "peephole": PeepholeLSTMCell, "layernorm": Layer
 
 class _RecurrentLayer:
     """What rnnlab adds to a ``torch.nn.RNNBase`` subclass. Set up by ``_setup`` after torch's init."""
+
+    recurrent_dropout: float = 0.0  # LSTM options (explicit path only), see rnnlab.nn.regularize
+    zoneout: tuple[float, float] = (0.0, 0.0)
+    use_fastpath: bool = True  # explicit LSTM runs as one autograd node (rnnlab.nn.fastpath); False: unroll
 
     def _setup(self, cell_class: type, backend: str, cell_options: dict) -> None:
         if backend not in BACKENDS:
@@ -129,9 +135,11 @@ class _RecurrentLayer:
 
     # ----- forward ----------------------------------------------------------------------------
     def _resolve_backend(self, record: bool) -> str:
-        fusable = self.cell_class in FUSED_CELLS
+        regularized = bool(self.recurrent_dropout or any(self.zoneout))
+        fusable = self.cell_class in FUSED_CELLS and not regularized
         if self.backend == "fused" and (record or not fusable):
-            why = "gate recording" if record else f"the {self.cell_class.__name__} cell"
+            why = "gate recording" if record else (
+                "recurrent dropout or zoneout" if regularized else f"the {self.cell_class.__name__} cell")
             raise ConfigError(f"backend='fused' cannot run {why}; use backend='auto' or 'explicit'")
         return "fused" if self.backend != "explicit" and fusable and not record else "explicit"
 
@@ -188,8 +196,8 @@ class _RecurrentLayer:
                 index = layer * self.num_directions + direction
                 state = None if hx is None else (
                     tuple(part[index] for part in hx) if isinstance(hx, tuple) else hx[index])
-                out, state, gates = unroll(self.bound_cell(layer, direction), layer_input, state,
-                                           lengths=lengths, reverse=direction == 1, record=record)
+                out, state, gates = self._run_direction(self.bound_cell(layer, direction), layer_input, state,
+                                                        lengths, direction == 1, record)
                 outputs.append(out)
                 finals.append(state)
                 if record:
@@ -204,6 +212,21 @@ class _RecurrentLayer:
         else:
             state = torch.stack(finals)  # (L*D, B, H)
         return output, state, (records if record else None)
+
+    def _run_direction(self, cell, inputs: Tensor, state, lengths: Tensor | None, reverse: bool, record: bool):
+        """One layer and direction on the explicit path: the fast LSTM loop when it can compute the
+        same thing (no recording), else the cell unrolled step by step."""
+        masks = (None, None, None)
+        if self.recurrent_dropout or any(self.zoneout):
+            masks = draw_masks(self.recurrent_dropout, self.zoneout, self.training, inputs.shape[0], inputs.shape[1],
+                               self.hidden_size, inputs)
+        if self.use_fastpath and not record and fastpath.fast_supported(cell):
+            out, state = fastpath.run_lstm(cell, inputs, state, lengths=lengths, reverse=reverse, drop=masks[0],
+                                           zone_h=masks[1], zone_c=masks[2])
+            return out, state, None
+        if any(m is not None for m in masks):
+            cell = RegularizedCell(cell, *masks)
+        return unroll(cell, inputs, state, lengths=lengths, reverse=reverse, record=record)
 
     def _forward_packed(self, packed: PackedSequence, hx, backend: str, record: bool):
         batch = int(packed.batch_sizes[0])
@@ -255,13 +278,17 @@ class LSTM(_RecurrentLayer, nn.LSTM):
         forget_bias: effective forget-gate bias, default 1.0; ``None`` keeps PyTorch's uniform draw.
         chrono_tmax: chrono initialisation for dependencies up to this many steps (overrides forget_bias).
         recurrent_init: ``"uniform"`` (PyTorch's) or ``"orthogonal"`` (each gate block of W_hh).
+        recurrent_dropout: variational dropout on ``h`` entering ``W_hh`` (one mask per sequence).
+        zoneout: probability (or ``(p_cell, p_hidden)``) that a unit keeps its previous value
+            (Krueger et al. 2017); eval mode mixes deterministically. Both run on the explicit path.
     """
 
     def __init__(self, input_size: int, hidden_size: int, num_layers: int = 1, bias: bool = True,
                  batch_first: bool = False, dropout: float = 0.0, bidirectional: bool = False,
                  proj_size: int = 0, *, cell: str | type = "lstm", backend: str = "auto",
                  forget_bias: float | None = 1.0, chrono_tmax: float | None = None,
-                 recurrent_init: str = "uniform", device=None, dtype=None) -> None:
+                 recurrent_init: str = "uniform", recurrent_dropout: float = 0.0,
+                 zoneout: float | tuple[float, float] = 0.0, device=None, dtype=None) -> None:
         cell_class = LSTM_CELLS.get(cell) if isinstance(cell, str) else cell
         if not (isinstance(cell_class, type) and issubclass(cell_class, LSTMCell)):
             raise ConfigError(f"cell must be one of {sorted(LSTM_CELLS)} or an LSTMCell subclass; got {cell!r}")
@@ -271,6 +298,7 @@ class LSTM(_RecurrentLayer, nn.LSTM):
                                  bias=bias, is_lstm=True)
         nn.LSTM.__init__(self, input_size, hidden_size, num_layers, bias, batch_first, dropout, bidirectional,
                          proj_size, device=device, dtype=dtype)
+        self.recurrent_dropout, self.zoneout = check_regularizers(recurrent_dropout, zoneout)
         self._setup(cell_class, backend, dict(forget_bias=forget_bias, chrono_tmax=chrono_tmax,
                                               recurrent_init=recurrent_init))
 

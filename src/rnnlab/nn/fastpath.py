@@ -1,0 +1,187 @@
+"""The explicit LSTM at fused speed: one autograd node per layer and direction, backward by hand.
+
+Unrolling a cell under autograd records ~10 nodes per step and replays them one by one, and each
+step's weight gradient is a separate small product. :class:`_LSTMLoop` runs the same equations
+(:class:`rnnlab.nn.cells.LSTMCell`, :class:`rnnlab.nn.variants.PeepholeLSTMCell`, with optional
+variational recurrent dropout and zoneout) as one ``autograd.Function``:
+
+* forward: per step one ``addmm`` and ~7 in-place point-wise ops into preallocated ``(T, B, .)``
+  buffers, nothing recorded;
+* backward: the point-wise derivatives that do not depend on the incoming gradient are computed
+  for all steps at once, so a step is ~5 point-wise ops and one ``mm``; then all recurrent
+  weight gradients come from ONE product over time, ``dW_hh = dZ^T U`` with ``dZ (T*B, 4H)`` and
+  ``U (T*B, H)`` the recurrent inputs, and ``dx_proj = dZ`` goes back through the input projection.
+
+Per step, with ``u = h_{t-1} * m`` (``m`` the recurrent-dropout mask, 1 without it) and zoneout
+masks ``d^c_t, d^h_t`` (0 without it; the constant ``p`` in eval mode, Krueger et al. 2017)::
+
+    z = x_proj_t + u W_hh^T                     i, f, o = sigmoid(.), g = tanh(z_g)
+    (peephole: z_i += p_i c_{t-1}, z_f += p_f c_{t-1}, z_o += p_o c^_t)
+    c^_t = f c_{t-1} + i g,   h^_t = o tanh(c^_t)
+    c_t = c^_t + d^c_t (c_{t-1} - c^_t),   h_t = h^_t + d^h_t (h_{t-1} - h^_t)
+
+Lengths: every step runs, outputs at padded steps are zero and ``h_n, c_n`` are read at each
+sequence's last valid step; the backward injects their gradients at that step, so padded steps
+receive and pass on exactly zero. Equality with ``torch.nn.LSTM`` and with the unrolled cells is
+checked in float64 (values and every gradient) in ``tests/test_fastpath.py``.
+"""
+from __future__ import annotations
+
+import torch
+from torch import Tensor
+from torch.autograd.function import once_differentiable
+
+
+class _LSTMLoop(torch.autograd.Function):
+    @staticmethod
+    def forward(ctx, xp: Tensor, h0: Tensor, c0: Tensor, weight_hh: Tensor, peephole: Tensor | None,
+                drop: Tensor | None, zone_h: Tensor | None, zone_c: Tensor | None, lengths: Tensor | None):
+        steps, batch, four_h = xp.shape
+        hidden = four_h // 4
+        w_t = weight_hh.t()
+        gates = torch.empty_like(xp)  # (T, B, 4H): activations i, f, g, o
+        hs = xp.new_empty(steps + 1, batch, hidden)  # h_0 .. h_T
+        cs = xp.new_empty(steps + 1, batch, hidden)  # c_0 .. c_T
+        hs[0], cs[0] = h0, c0
+        chat = cs[1:] if zone_c is None else xp.new_empty(steps, batch, hidden)  # c^ before zoneout
+        hhat = hs[1:] if zone_h is None else xp.new_empty(steps, batch, hidden)
+        us = hs[:-1] if drop is None else xp.new_empty(steps, batch, hidden)  # recurrent inputs u_t
+        tau = xp.new_empty(steps, batch, hidden)  # tanh(c^_t)
+        # Views per step, made once in C++ (indexing in the loop would cost a dispatch each).
+        x_l, g_l = xp.unbind(0), gates.unbind(0)
+        i_l, f_l, gg_l, o_l = (gates[..., k * hidden:(k + 1) * hidden].unbind(0) for k in range(4))
+        if_l = gates[..., : 2 * hidden].unbind(0)
+        h_l, c_l, chat_l, hhat_l = hs.unbind(0), cs.unbind(0), chat.unbind(0), hhat.unbind(0)
+        u_l, tau_l = us.unbind(0), tau.unbind(0)
+        if peephole is not None:
+            p_if, p_o = peephole[:2].unsqueeze(0), peephole[2]  # (1, 2, H), (H,)
+            if3_l = gates[..., : 2 * hidden].unflatten(-1, (2, hidden)).unbind(0)  # (B, 2, H) each
+        for t in range(steps):
+            h_prev, c_prev = h_l[t], c_l[t]
+            u = h_prev if drop is None else torch.mul(h_prev, drop, out=u_l[t])
+            torch.addmm(x_l[t], u, w_t, out=g_l[t])
+            if peephole is not None:
+                if3_l[t].addcmul_(c_prev.unsqueeze(1), p_if)
+            if_l[t].sigmoid_()
+            gg_l[t].tanh_()
+            torch.mul(f_l[t], c_prev, out=chat_l[t]).addcmul_(i_l[t], gg_l[t])
+            if peephole is not None:
+                o_l[t].addcmul_(chat_l[t], p_o)
+            o_l[t].sigmoid_()
+            torch.mul(o_l[t], torch.tanh(chat_l[t], out=tau_l[t]), out=hhat_l[t])
+            if zone_c is not None:
+                torch.lerp(chat_l[t], c_prev, zone_c[t], out=c_l[t + 1])
+            if zone_h is not None:
+                torch.lerp(hhat_l[t], h_prev, zone_h[t], out=h_l[t + 1])
+
+        if lengths is None:
+            out, h_n, c_n = hs[1:].clone(), hs[steps].clone(), cs[steps].clone()
+            valid = None
+        else:
+            rows = torch.arange(batch, device=xp.device)
+            last = lengths.to(xp.device) - 1
+            h_n, c_n = hs[1:][last, rows], cs[1:][last, rows]
+            valid = (torch.arange(steps, device=xp.device).unsqueeze(1) < lengths.to(xp.device)).unsqueeze(-1)
+            out = hs[1:].masked_fill(~valid, 0.0)  # (T, B, H)
+        ctx.save_for_backward(weight_hh, peephole, drop, zone_h, zone_c)
+        ctx.buffers = (gates, cs, chat, tau, us, valid, lengths)
+        return out, h_n, c_n
+
+    @staticmethod
+    @once_differentiable
+    def backward(ctx, g_out: Tensor, g_hn: Tensor, g_cn: Tensor):
+        weight_hh, peephole, drop, zone_h, zone_c = ctx.saved_tensors
+        gates, cs, chat, tau, us, valid, lengths = ctx.buffers
+        steps, batch, four_h = gates.shape
+        hidden = four_h // 4
+        i, f, g, o = gates.split(hidden, dim=-1)  # (T, B, H) views
+        c_prev = cs[:-1]
+        # Everything that does not depend on the incoming gradient, for all steps at once:
+        # dz_{i,f,g} = dc^ * A_{i,f,g},  dz_o = dh^ * A_o,  dc^ = ... + dh^ * Bm.
+        a3 = torch.stack([g * i * (1 - i), c_prev * f * (1 - f), i * (1 - g * g)], dim=2)  # (T, B, 3, H)
+        a_o = tau * o * (1 - o)
+        b_m = o * (1 - tau * tau)
+        if zone_h is not None:  # dh^ = dh * (1 - d^h): fold the factor in once
+            keep_h = 1 - zone_h
+            a_o, b_m = a_o * keep_h, b_m * keep_h
+        keep_c = None if zone_c is None else 1 - zone_c
+        g_out = torch.zeros_like(tau) if g_out is None else (g_out if valid is None else g_out.masked_fill(~valid, 0.0))
+        g_hn = torch.zeros_like(tau[0]) if g_hn is None else g_hn
+        g_cn = torch.zeros_like(tau[0]) if g_cn is None else g_cn
+
+        dz = torch.empty_like(gates)  # (T, B, 4H)
+        dz3_l = dz[..., : 3 * hidden].unflatten(-1, (3, hidden)).unbind(0)
+        dz_l, dzo_l = dz.unbind(0), dz[..., 3 * hidden:].unbind(0)
+        dzi_l, dzf_l = dz[..., :hidden].unbind(0), dz[..., hidden: 2 * hidden].unbind(0)
+        a3_l, ao_l, bm_l, f_l, go_l = a3.unbind(0), a_o.unbind(0), b_m.unbind(0), f.unbind(0), g_out.unbind(0)
+        ends = {}
+        if lengths is None:
+            dh, dc = g_hn.clone(), g_cn.clone()
+        else:  # inject the final-state gradients at each sequence's last valid step
+            dh, dc = torch.zeros_like(g_hn), torch.zeros_like(g_cn)
+            for length in torch.unique(lengths).tolist():
+                ends[length - 1] = (lengths == length).to(device=dh.device, dtype=dh.dtype).unsqueeze(1)
+        if peephole is not None:
+            p_i, p_f, p_o = peephole
+        for t in range(steps - 1, -1, -1):
+            if t in ends:
+                dh.addcmul_(g_hn, ends[t])
+                dc.addcmul_(g_cn, ends[t])
+            gh = go_l[t] + dh  # dL/dh_t
+            torch.mul(gh, ao_l[t], out=dzo_l[t])
+            dchat = torch.addcmul(dc if keep_c is None else dc * keep_c[t], gh, bm_l[t])
+            if peephole is not None:
+                dchat.addcmul_(dzo_l[t], p_o)
+            torch.mul(dchat.unsqueeze(1), a3_l[t], out=dz3_l[t])
+            new_dc = dchat * f_l[t]
+            if keep_c is not None:
+                new_dc.addcmul_(dc, zone_c[t])
+            if peephole is not None:
+                new_dc.addcmul_(dzi_l[t], p_i).addcmul_(dzf_l[t], p_f)
+            du = torch.mm(dz_l[t], weight_hh)  # (B, H)
+            new_dh = du if drop is None else du.mul_(drop)
+            if zone_h is not None:
+                new_dh.addcmul_(gh, zone_h[t])
+            dh, dc = new_dh, new_dc
+
+        d_weight = torch.mm(dz.flatten(0, 1).t(), us.flatten(0, 1))  # (4H, H): one product over time
+        d_peep = None
+        if peephole is not None and ctx.needs_input_grad[4]:
+            dzi, dzf, _, dzo = dz.split(hidden, dim=-1)
+            d_peep = torch.stack([(dzi * c_prev).sum((0, 1)), (dzf * c_prev).sum((0, 1)), (dzo * chat).sum((0, 1))])
+        return dz, dh, dc, d_weight, d_peep, None, None, None, None
+
+
+def fast_supported(cell) -> bool:
+    """Whether :func:`run_lstm` can run this cell: a plain or peephole LSTM cell without projection."""
+    from rnnlab.nn.cells import LSTMCell
+    from rnnlab.nn.variants import PeepholeLSTMCell
+
+    return type(cell) in (LSTMCell, PeepholeLSTMCell) and not cell.proj_size
+
+
+def run_lstm(cell, inputs: Tensor, state=None, *, lengths: Tensor | None = None, reverse: bool = False,
+             drop: Tensor | None = None, zone_h: Tensor | None = None, zone_c: Tensor | None = None):
+    """Same contract as :func:`rnnlab.nn.unroll.unroll` without recording: ``inputs (T, B, F)`` ->
+    ``(outputs (T, B, H), (h_n, c_n))``. ``drop (B, H)``, ``zone_h``/``zone_c (T, B, H)`` are masks
+    (see :mod:`rnnlab.nn.regularize`); ``reverse`` walks each sequence from its own last step.
+    """
+    batch = inputs.shape[1]
+    h0, c0 = cell.init_state(batch, inputs.device, inputs.dtype) if state is None else state
+    x_proj = cell.input_projection(inputs)  # (T, B, 4H): all input products at once
+    if reverse:  # reverse each sequence within its length, run forwards, reverse back
+        flip = _flipper(lengths)
+        x_proj = flip(x_proj)
+        zone_h = None if zone_h is None else flip(zone_h)
+        zone_c = None if zone_c is None else flip(zone_c)
+    peephole = getattr(cell, "weight_peephole", None)
+    out, h_n, c_n = _LSTMLoop.apply(x_proj, h0, c0, cell.weight_hh, peephole, drop, zone_h, zone_c, lengths)
+    return (flip(out) if reverse else out), (h_n, c_n)
+
+
+def _flipper(lengths: Tensor | None):
+    if lengths is None:
+        return lambda v: v.flip(0)
+    from rnnlab.nn.sequence import reverse_padded
+
+    return lambda v: reverse_padded(v.transpose(0, 1), lengths).transpose(0, 1).contiguous()
