@@ -1,0 +1,179 @@
+"""A self-contained HTML report of a run directory: one file, opens offline from disk.
+
+:func:`build_report` reads what the run wrote (``run.json``, ``metrics.csv``, ``runs.json``,
+``gradflow.csv``, ``forecast.csv``, the best checkpoint, PNG plots) and writes ``report.html`` with
+the style sheet, script, data and images inline (PNG as base64 ``data:`` URIs; charts drawn as SVG
+by a small script; no framework, nothing fetched). Sections appear only when the run has what they
+show, so an interrupted run reports what it has:
+
+=========================  =============================================================
+section                    shown when the run has
+=========================  =============================================================
+overview                   always (kind, command, config, summary.md, final numbers)
+training curves            ``metrics.csv``
+metric against gap         ``runs.json`` of a lab grid
+gradient flow              ``gradflow.csv`` (``rnnlab lab gradflow``)
+gate viewer, predictions   a language-model checkpoint with its tokenizer
+forecast                   ``forecast.csv``
+figures                    ``*.png``
+=========================  =============================================================
+
+A ``demo`` run holds other runs in sub-directories (``run.json`` ``"parts"``: name -> path);
+each part's sections are shown under its name.
+"""
+from __future__ import annotations
+
+import base64
+import json
+from datetime import datetime, timezone
+from html import escape
+from pathlib import Path
+
+from rnnlab.analysis import report_sections as sections
+from rnnlab.analysis.report_assets import CSS, JS
+from rnnlab.analysis.report_sections import Page
+from rnnlab.errors import RunDirError
+
+RUN_FORMAT, RUN_VERSION = "rnnlab-run", 1
+KINDS = ("lm", "lab", "forecast", "classify", "demo")
+MAX_IMAGE_BYTES = 1_500_000  # larger PNGs are skipped, to keep the page light
+
+
+def read_run(run_dir: str | Path) -> dict:
+    """Check ``run_dir`` is an rnnlab run this version can read and return its ``run.json``.
+
+    Raises :class:`RunDirError` for a missing, non-directory or empty path, a missing or corrupt
+    run.json, another format, a newer format version, or an unknown kind.
+    """
+    run_dir = Path(run_dir)
+    if not run_dir.exists():
+        raise RunDirError(f"run directory {run_dir} does not exist; expected a directory written with --out")
+    if not run_dir.is_dir():
+        raise RunDirError(f"expected a run directory at {run_dir}; it is a file")
+    if not any(run_dir.iterdir()):
+        raise RunDirError(f"run directory {run_dir} is empty; expected run.json and results from an rnnlab command")
+    path = run_dir / "run.json"
+    if not path.is_file():
+        raise RunDirError(f"{run_dir} has no run.json; expected a directory written by an rnnlab command with --out")
+    try:
+        info = json.loads(path.read_text(encoding="utf-8"))
+    except (ValueError, UnicodeDecodeError) as error:
+        raise RunDirError(f"{path} is not valid JSON ({error}); expected the run description") from None
+    if not isinstance(info, dict) or info.get("format") != RUN_FORMAT:
+        found = info.get("format") if isinstance(info, dict) else type(info).__name__
+        raise RunDirError(f"{path} has format {found!r}; expected {RUN_FORMAT!r}")
+    version = info.get("version")
+    if isinstance(version, bool) or not isinstance(version, int) or version < 1:
+        raise RunDirError(f"{path} has format version {version!r}; expected an integer >= 1")
+    if version > RUN_VERSION:
+        raise RunDirError(f"{path} has format version {version}, newer than this rnnlab reads ({RUN_VERSION}); "
+                          f"upgrade rnnlab to report on it")
+    if info.get("kind") not in KINDS:
+        raise RunDirError(f"{path} is of kind {info.get('kind')!r}; expected one of {', '.join(KINDS)}")
+    return info
+
+
+def _overview(page: Page, run_dir: Path, info: dict, prefix: str, title: str) -> None:
+    rows = [["kind", info.get("kind")], ["created", info.get("created", "?")], ["command", info.get("command", "")]]
+    known = {"format", "version", "kind", "created", "command", "config", "parts", "prompts", "summary"}
+    for key, value in info.items():
+        if key not in known and not isinstance(value, (dict, list)):
+            rows.append([key, value])
+        elif key not in known and isinstance(value, dict) and all(not isinstance(v, (dict, list)) for v in value.values()):
+            rows.append([key, ", ".join(f"{k} {v:.4g}" if isinstance(v, float) else f"{k} {v}" for k, v in value.items())])
+    html = sections.table(["", ""], rows).replace("<tr><th></th><th></th></tr>", "")
+    if isinstance(info.get("summary"), list) and info["summary"] and isinstance(info["summary"][0], dict):
+        header = list(info["summary"][0])
+        html += sections.table(header, [[r.get(h, "") for h in header] for r in info["summary"]])
+    summary = run_dir / "summary.md"
+    if summary.is_file():
+        html += sections.markdown_html(summary.read_text(encoding="utf-8", errors="replace"))
+    if info.get("config"):
+        html += (f"<details><summary>configuration</summary><pre>{escape(json.dumps(info['config'], indent=1))}"
+                 f"</pre></details>")
+    page.add(f"{prefix}overview", title, html)
+
+
+def _figures(page: Page, run_dir: Path, prefix: str) -> None:
+    figures = []
+    for png in sorted(run_dir.glob("*.png")):
+        data = png.read_bytes()
+        if len(data) > MAX_IMAGE_BYTES or not data.startswith(b"\x89PNG"):
+            continue
+        figures.append(f'<figure><img alt="{escape(png.name)}" src="data:image/png;base64,'
+                       f'{base64.b64encode(data).decode("ascii")}"><figcaption>{escape(png.name)}</figcaption></figure>')
+    if figures:
+        page.add(f"{prefix}figures", "Figures written by the run",
+                 f"<details><summary>{len(figures)} PNG file(s) from the run directory, as the run drew them</summary>"
+                 f'<div class="grid">{"".join(figures)}</div></details>')
+
+
+def _run_sections(page: Page, run_dir: Path, info: dict, prefix: str = "", title: str = "Overview") -> None:
+    from rnnlab.analysis.report_lm import lm_sections
+
+    _overview(page, run_dir, info, prefix, title)
+    before = len(page.sections)
+    sections.curves_section(page, run_dir, info, prefix)
+    sections.lab_section(page, run_dir, info, prefix)
+    sections.gradflow_section(page, run_dir, info, prefix)
+    if info.get("kind") == "lm":
+        note = lm_sections(page, run_dir, info, prefix, prompts=info.get("prompts"))
+        if note:
+            page.add(f"{prefix}pending", "Not yet available", f'<p class="note">{escape(note)}</p>')
+    sections.forecast_section(page, run_dir, info, prefix)
+    _figures(page, run_dir, prefix)
+    if len(page.sections) == before:
+        page.add(f"{prefix}empty", "No results yet",
+                 '<p class="note">The run has written its description but no results so far.</p>')
+
+
+def collect(run_dir: str | Path) -> tuple[dict, Page]:
+    """Read ``run_dir`` and build every section; returns (run.json, page)."""
+    run_dir = Path(run_dir)
+    info = read_run(run_dir)
+    page = Page()
+    if info["kind"] != "demo":
+        _run_sections(page, run_dir, info)
+        return info, page
+    _overview(page, run_dir, info, "", "Overview")
+    for name, sub in (info.get("parts") or {}).items():
+        part = run_dir / sub
+        try:
+            part_info = read_run(part)
+        except RunDirError as error:  # a part the demo had not reached yet, or that failed
+            page.add(f"{name}-missing", f"{name}: not available", f'<p class="note">{escape(str(error))}</p>')
+            continue
+        _run_sections(page, part, part_info, prefix=f"{name}-", title=f"{name}: overview")
+    _figures(page, run_dir, "")
+    return info, page
+
+
+def render(info: dict, page: Page, run_dir: Path) -> str:
+    nav = "".join(f'<a href="#{escape(sid)}">{escape(title)}</a>' for sid, title, _ in page.sections
+                  if not sid.endswith("overview") or sid == "overview")
+    body = "\n".join(f'<section id="{escape(sid)}"><h2>{escape(title)}</h2>\n{html}\n</section>'
+                     for sid, title, html in page.sections)
+    data = json.dumps({"charts": page.charts, "gates": page.gates}, separators=(",", ":"))
+    data = data.replace("</", "<\\/").replace("<!--", "<\\u0021--")  # cannot close the script element early
+    made = datetime.now(timezone.utc).isoformat(timespec="seconds")
+    return f"""<!DOCTYPE html>
+<html lang="en"><head><meta charset="utf-8"><meta name="viewport" content="width=device-width, initial-scale=1">
+<title>rnnlab report: {escape(run_dir.name)}</title><style>{CSS}</style></head>
+<body><header><h1>rnnlab report: {escape(run_dir.name)}</h1>
+<p>{escape(str(info.get("kind")))} run, created {escape(str(info.get("created", "?")))}; page made {made}.</p>
+<nav>{nav}</nav></header>
+<main>{body}</main>
+<script type="application/json" id="report-data">{data}</script>
+<script>{JS}</script></body></html>
+"""
+
+
+def build_report(run_dir: str | Path, out: str | Path | None = None) -> Path:
+    """Write the report of ``run_dir`` to ``out`` (default ``run_dir/report.html``) and return its path."""
+    from rnnlab.checkpoint import atomic_write_bytes
+
+    run_dir = Path(run_dir)
+    info, page = collect(run_dir)
+    path = Path(out) if out is not None else run_dir / "report.html"
+    atomic_write_bytes(path, render(info, page, run_dir).encode("utf-8"))
+    return path

@@ -1,0 +1,248 @@
+"""Sections of the HTML report built from the plain files of a run directory.
+
+Each builder takes the run directory (and its parsed ``run.json``) and a :class:`Page`, and adds
+nothing when the run lacks what it shows, so a partial run reports what it has. Charts are
+specs (``{"series": [{"name", "x", "y", "lo"?, "hi"?, "dash"?}], "xlabel", "ylabel", "logx", "logy",
+"hline"?}``) drawn by the page's script; tables and text are escaped HTML.
+"""
+from __future__ import annotations
+
+import csv
+import json
+import math
+from collections import defaultdict
+from html import escape
+from pathlib import Path
+
+import numpy as np
+
+# metrics.csv columns that are bookkeeping, not metrics to plot
+NOT_METRICS = {"step", "epoch", "split", "loss", "lr", "elapsed_s", "items_per_s", "tokens", "model", "length", "seed"}
+LAB_METRICS = ("accuracy", "mse", "copy_accuracy")
+METRIC_LABELS = {"accuracy": "held-out accuracy", "mse": "held-out MSE", "copy_accuracy": "accuracy on copied symbols",
+                 "bpc": "bits per character", "ppl": "perplexity", "mae": "MAE", "rmse": "RMSE"}
+
+
+class Page:
+    """Collects sections (HTML) and the data the page's script draws (charts, gate viewers)."""
+
+    def __init__(self) -> None:
+        self.sections: list[tuple[str, str, str]] = []  # (id, title, html)
+        self.charts: list[dict] = []
+        self.gates: list[dict] = []
+
+    def chart(self, spec: dict) -> str:
+        self.charts.append(spec)
+        return f'<div class="chart" data-chart="{len(self.charts) - 1}"></div>'
+
+    def add(self, section_id: str, title: str, html: str) -> None:
+        self.sections.append((section_id, title, html))
+
+
+def number(value) -> float | None:
+    """A finite float from a CSV/JSON cell, else None (empty cells, 'nan', text, a truncated last row)."""
+    try:
+        x = float(value)
+    except (TypeError, ValueError):
+        return None
+    return x if math.isfinite(x) else None
+
+
+def read_csv(path: Path) -> list[dict]:
+    """Rows of a CSV file; [] if it is missing or unreadable (a run killed mid-write keeps what it has)."""
+    try:
+        with open(path, newline="", encoding="utf-8") as handle:
+            return [row for row in csv.DictReader(handle) if row]
+    except (OSError, csv.Error, UnicodeDecodeError):
+        return []
+
+
+def read_json_file(path: Path):
+    try:
+        return json.loads(path.read_text(encoding="utf-8"))
+    except (OSError, ValueError, UnicodeDecodeError):
+        return None
+
+
+def table(header: list[str], rows: list[list]) -> str:
+    head = "".join(f"<th>{escape(str(h))}</th>" for h in header)
+    body = "".join("<tr>" + "".join(f"<td>{escape(str(c))}</td>" for c in row) + "</tr>" for row in rows)
+    return f"<table><tr>{head}</tr>{body}</table>"
+
+
+def markdown_html(text: str) -> str:
+    """The little markdown our summary files use: pipe tables, paragraphs, `code`. Everything escaped."""
+    out, rows = [], []
+
+    def flush_table():
+        if rows:
+            # cells are split on " | " so that a cell may hold a norm such as ||g_1|| / ||g_T||
+            cells = [[c.strip().strip("`") for c in r.strip()[1:-1].split(" | ")] for r in rows]
+            body = [r for r in cells[1:] if not all(set(c) <= set("-: ") for c in r)]
+            out.append(table(cells[0], body))
+            rows.clear()
+
+    for line in text.splitlines():
+        if line.strip().startswith("|"):
+            rows.append(line)
+            continue
+        flush_table()
+        if line.strip():
+            out.append(f"<p>{escape(line.strip().lstrip('#').strip())}</p>")
+    flush_table()
+    return "\n".join(out)
+
+
+def _mean(values):
+    values = [v for v in values if v is not None]
+    return sum(values) / len(values) if values else None
+
+
+# ----------------------------------------------------------------------------- training curves
+def curves_section(page: Page, run_dir: Path, info: dict, prefix: str = "") -> None:
+    rows = read_csv(run_dir / "metrics.csv")
+    if not rows:
+        return
+    if "model" in rows[0]:
+        return _lab_curves(page, rows, info, prefix)
+    charts = []
+    columns = [c for c in rows[0] if c not in NOT_METRICS]
+    for metric in ["loss"] + columns[:3]:
+        series = []
+        for split in dict.fromkeys(r.get("split") or "" for r in rows):
+            points = [(number(r.get("step")), number(r.get(metric))) for r in rows if r.get("split") == split]
+            points = [(x, y) for x, y in points if x is not None and y is not None]
+            if points:
+                series.append({"name": f"{split} {metric}", "x": [p[0] for p in points], "y": [p[1] for p in points],
+                               "dash": split != "train"})
+        if series:
+            label = METRIC_LABELS.get(metric, metric if metric != "loss" else "loss (cross-entropy or MSE)")
+            charts.append(page.chart({"title": f"{label} during training", "xlabel": "training step",
+                                      "ylabel": label, "series": series, "logy": metric == "ppl"}))
+    if charts:
+        last = rows[-1]
+        note = (f'<p class="note">{len(rows)} logged rows; last at step {escape(str(last.get("step")))} '
+                f'(epoch {escape(str(last.get("epoch")))}). Solid: training (running mean since the last log); '
+                f'dashed: evaluation on the held-out split.</p>')
+        page.add(f"{prefix}curves", "Training and validation curves", note + '<div class="grid">' + "".join(charts) + "</div>")
+
+
+def _lab_curves(page: Page, rows: list[dict], info: dict, prefix: str) -> None:
+    metric = next((m for m in LAB_METRICS if m in rows[0]), "loss")
+    seeds = sorted({int(number(r.get("seed")) or 0) for r in rows})
+    word = "gap" if (info.get("config") or {}).get("task") == "gap" else "T"
+    by_length = defaultdict(lambda: defaultdict(list))
+    for r in rows:
+        step, value, length = number(r.get("step")), number(r.get(metric)), number(r.get("length"))
+        if None in (step, value, length) or int(number(r.get("seed")) or 0) != seeds[0]:
+            continue
+        by_length[int(length)][r.get("model") or "?"].append((step, value))
+    charts = []
+    for length in sorted(by_length)[:6]:
+        series = [{"name": model, "x": [p[0] for p in pts], "y": [p[1] for p in pts], "markers": True}
+                  for model, pts in by_length[length].items()]
+        charts.append(page.chart({"title": f"{word} = {length}", "xlabel": "training step",
+                                  "ylabel": METRIC_LABELS.get(metric, metric), "series": series,
+                                  "logy": metric == "mse"}))
+    if charts:
+        page.add(f"{prefix}curves", "Learning curves", f'<p class="note">{escape(METRIC_LABELS.get(metric, metric))} '
+                 f"on the fixed held-out set at every evaluation, seed {seeds[0]}; a run stops once it has solved "
+                 f'its task.</p><div class="grid">' + "".join(charts) + "</div>")
+
+
+# ----------------------------------------------------------------------------- lab grid: metric against gap
+def lab_section(page: Page, run_dir: Path, info: dict, prefix: str = "") -> None:
+    runs = read_json_file(run_dir / "runs.json")
+    if not isinstance(runs, list) or not runs or not isinstance(runs[0], dict) or "final" not in runs[0]:
+        return
+    task = runs[0].get("task", "?")
+    metric = runs[0].get("metric", "metric")
+    word = "gap" if task == "gap" else "sequence length T"
+    lengths = sorted({r["length"] for r in runs if number(r.get("length")) is not None})
+    series, rows = [], []
+    for model in dict.fromkeys(r.get("model") for r in runs):
+        mean, lo, hi = [], [], []
+        for n in lengths:
+            values = [number(r.get("final")) for r in runs if r.get("model") == model and r.get("length") == n]
+            values = [v for v in values if v is not None]
+            mean.append(_mean(values))
+            lo.append(min(values) if values else None)
+            hi.append(max(values) if values else None)
+            here = [r for r in runs if r.get("model") == model and r.get("length") == n]
+            if here:
+                solved = sum(bool(r.get("solved")) for r in here)
+                rows.append([model, n, here[0].get("params"), f"{_mean(values):.3f}" if values else "–",
+                             f"{solved}/{len(here)}", ", ".join(str(r.get("steps")) for r in here)])
+        series.append({"name": model, "x": lengths, "y": mean, "lo": lo, "hi": hi, "markers": True})
+    chance = number(runs[0].get("chance"))
+    spec = {"title": f"{task}: final {metric} against {word}", "xlabel": word, "ylabel": METRIC_LABELS.get(metric, metric),
+            "series": series, "logx": True, "xticks": lengths, "logy": metric == "mse"}
+    if chance is not None:
+        spec["hline"] = {"y": chance, "label": "chance / baseline"}
+    html = ('<p class="note">Each point: mean over seeds of the held-out metric at the end of the run (band: seed '
+            "min–max), equal parameter and step budgets. A plain RNN loses the cue as the gap grows; an LSTM "
+            'keeps it much longer.</p><div class="grid">' + page.chart(spec)
+            + "<div>" + table(["model", word, "params", metric, "solved", "steps"], rows) + "</div></div>")
+    page.add(f"{prefix}gap", f"{METRIC_LABELS.get(metric, metric).capitalize()} against {word}, per model", html)
+
+
+# ----------------------------------------------------------------------------- gradient flow
+def gradflow_section(page: Page, run_dir: Path, info: dict, prefix: str = "") -> None:
+    rows = read_csv(run_dir / "gradflow.csv")
+    if not rows:
+        return
+    charts = []
+    for stage in dict.fromkeys(r.get("stage") for r in rows):
+        curves: dict[str, dict[int, list[float]]] = defaultdict(lambda: defaultdict(list))
+        for r in rows:
+            if r.get("stage") != stage or number(r.get("distance")) is None:
+                continue
+            d = int(number(r["distance"]))
+            for key, suffix in (("norm_h", ""), ("norm_c", " (cell c)")):
+                if number(r.get(key)) is not None:
+                    curves[f"{r.get('model')}{suffix}"][d].append(number(r[key]))
+        series = []
+        for name, by_distance in curves.items():
+            xs = sorted(by_distance)
+            series.append({"name": name, "x": xs, "y": [_mean(by_distance[x]) for x in xs], "dash": "(cell c)" in name})
+        charts.append(page.chart({"title": f"||dL/dh_t|| against distance, {stage}", "xlabel": "distance T − t (steps)",
+                                  "ylabel": "mean gradient norm", "logy": True, "series": series}))
+    factors = read_csv(run_dir / "gradflow_factors.csv")
+    rows_html = ""
+    if factors:
+        def fmt(v):
+            x = number(v)
+            return "–" if x is None else f"{x:.4g}"
+        rows_html = table(["model", "seed", "stage", "per-step factor ρ (h)", "ρ (c)", "accuracy after training"],
+                          [[f.get("model"), f.get("seed"), f.get("stage"), fmt(f.get("factor_h")), fmt(f.get("factor_c")),
+                            fmt(f.get("accuracy"))] for f in factors])
+    gap = (info.get("config") or {}).get("gap")
+    html = (f'<p class="note">Norm of the gradient of the loss at the last step with respect to the hidden state '
+            f'T − t steps back, on the long-gap cue task{" with gap " + escape(str(gap)) if gap else ""}, mean over '
+            "the probe batch and seeds (log scale: a straight line "
+            "is geometric decay, ||dL/dh_t|| ~ ρ^(T−t)). The LSTM's cell state c carries the gradient; "
+            "the RNN's vanishes.</p>" + '<div class="grid">' + "".join(charts) + "</div>" + rows_html)
+    page.add(f"{prefix}gradflow", "Gradient norm against distance, per cell", html)
+
+
+# ----------------------------------------------------------------------------- forecasts
+def forecast_section(page: Page, run_dir: Path, info: dict, prefix: str = "") -> None:
+    """``forecast.csv`` with columns ``t`` (or ``step``), ``history``, ``forecast``, optional ``actual``,
+    ``lower``, ``upper`` (one row per time step; empty cells where a series has no value)."""
+    rows = read_csv(run_dir / "forecast.csv")
+    if not rows:
+        return
+    xkey = "t" if "t" in rows[0] else "step" if "step" in rows[0] else None
+    xs = [number(r.get(xkey)) if xkey else float(i) for i, r in enumerate(rows)]
+    series = []
+    for key, name in (("history", "history"), ("actual", "actual (held out)"), ("forecast", "forecast")):
+        if key in rows[0]:
+            s = {"name": name, "x": xs, "y": [number(r.get(key)) for r in rows], "dash": key == "actual"}
+            if key == "forecast" and "lower" in rows[0] and "upper" in rows[0]:
+                s["lo"], s["hi"] = [number(r.get("lower")) for r in rows], [number(r.get("upper")) for r in rows]
+                s["name"] += " (band: prediction interval)"
+            series.append(s)
+    level = info.get("interval") or (info.get("config") or {}).get("interval")
+    html = (f'<p class="note">History, forecast and {escape(str(level)) + " " if level else ""}prediction interval.</p>'
+            + page.chart({"title": "forecast", "xlabel": xkey or "time step", "ylabel": "value", "series": series}))
+    page.add(f"{prefix}forecast", "Forecast", html)
