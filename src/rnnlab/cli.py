@@ -17,6 +17,7 @@ COMMAND_MODULES = [
     "rnnlab.commands.demo",
     "rnnlab.commands.lab",
     "rnnlab.commands.lm",
+    "rnnlab.commands.report",
 ]
 
 
