@@ -46,8 +46,13 @@ def train_step(model: torch.nn.Module, optimizer: torch.optim.Optimizer, x: torc
     optimizer.step()
 
 
-def measure(config, names, repeats: int, device: torch.device) -> dict[str, list[float]]:
-    """Seconds per training step for each contender, alternating contenders on every repeat."""
+def measure(config, names, repeats: int, device: torch.device, clock=time.perf_counter) -> dict[str, list[float]]:
+    """Seconds per training step for each contender, alternating contenders on every repeat.
+
+    ``clock`` is wall time by default; ``time.process_time`` (CPU seconds of this process) is far
+    less disturbed when other programs share the cores, and equals wall time on an idle machine
+    with one thread.
+    """
     batch, steps, inputs, hidden = config
     torch.manual_seed(0)
     x = torch.randn(batch, steps, inputs, device=device)
@@ -59,10 +64,10 @@ def measure(config, names, repeats: int, device: torch.device) -> dict[str, list
     for _ in range(repeats):
         for name in names:
             sync(device)
-            start = time.perf_counter()
+            start = clock()
             train_step(models[name], optimizers[name], x)
             sync(device)
-            times[name].append(time.perf_counter() - start)
+            times[name].append(clock() - start)
     return times
 
 
@@ -81,15 +86,24 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--out", default=str(Path(__file__).parent / "results" / "speed.md"))
     parser.add_argument("--extra-config", action="append", default=[], metavar="B,T,I,H",
                         help="add a configuration, e.g. 64,1000,512,512 (the GPU set)")
+    parser.add_argument("--threads", type=int, default=None, help="torch CPU threads (default: torch's choice)")
+    parser.add_argument("--clock", choices=["wall", "cpu"], default="wall",
+                        help="wall: elapsed time; cpu: CPU seconds of this process (robust on a shared machine; "
+                             "use with --threads 1)")
     args = parser.parse_args(argv)
     device = torch.device(args.device)
+    if args.threads:
+        torch.set_num_threads(args.threads)
+    if args.clock == "cpu" and device.type == "cuda":
+        parser.error("--clock cpu measures CPU work only; use --clock wall on a GPU")
+    clock = time.process_time if args.clock == "cpu" else time.perf_counter
     configs = CONFIGS[:1] if args.quick else CONFIGS + [tuple(int(v) for v in c.split(",")) for c in args.extra_config]
     names = [BASELINE] + [n for n in args.contenders if n != BASELINE]
 
     started = time.perf_counter()
     rows = []
     for config in configs:
-        times = measure(config, names, args.repeats, device)
+        times = measure(config, names, args.repeats, device, clock)
         medians = {name: statistics.median(ts) for name, ts in times.items()}
         tokens = config[0] * config[1]
         rows.append((config, medians, tokens))
@@ -100,12 +114,16 @@ def main(argv: list[str] | None = None) -> int:
     header = "| (batch, time, input, hidden) | " + " | ".join(f"{n} tok/s" for n in names) + " | " + \
         " | ".join(f"{n} / {BASELINE}" for n in names[1:]) + " |"
     lines = [
-        f"## rnnlab core: fused and explicit paths against {BASELINE}",
+        f"## rnnlab core: fused and explicit paths against {BASELINE} ({device.type}, {args.clock} clock, "
+        f"{torch.get_num_threads()} thread{'s' if torch.get_num_threads() > 1 else ''})",
         "",
         f"- command: `python {' '.join(['benchmarks/speed.py', *sys.argv[1:]]) if argv is None else ' '.join(argv)}`",
         f"- machine: {machine(device)}; torch {torch.__version__}",
         f"- date: {dt.datetime.now().isoformat(timespec='seconds')}; wall time {wall:.0f} s; {args.repeats} timed "
         "training steps per contender and configuration, contenders alternated, medians",
+        f"- clock: {'CPU seconds of the process (time.process_time)' if args.clock == 'cpu' else 'wall time'}; "
+        f"load average at the end {os.getloadavg()[0]:.1f} (other programs were sharing the cores when it is above "
+        f"the thread count)",
         "- ratio = throughput relative to torch.nn.LSTM (1.00 = as fast; below 1 = slower)",
         "",
         header,
