@@ -105,14 +105,14 @@ TINY = ["--seeds", "0", "--steps", "4", "--eval-every", "2", "--eval-size", "16"
         "--embedding", "8", "--no-progress"]
 
 
-@pytest.mark.parametrize("task,lengths", [("gap", ["--gaps", "12,20"]), ("adding", ["--lengths", "12"]),
+@pytest.mark.parametrize("task,lengths", [("gap", ["--gaps", "12,20", "--min-gap", "6"]), ("adding", ["--lengths", "12"]),
                                           ("copy", ["--lengths", "6"]), ("order", ["--lengths", "12"])])
 def test_each_lab_command_runs_end_to_end(tmp_path, task, lengths, capsys):
     out = tmp_path / task
     assert main(["lab", task, "--out", str(out), "--models", "mlp,rnn,lstm_chrono", "--window", "5", *lengths, *TINY]) == 0
     with open(out / "runs.csv") as handle:
         rows = list(csv.DictReader(handle))
-    assert len(rows) == 3 * (len(lengths[1].split(",")))
+    assert len(rows) == 3 * len(lengths[1].split(","))
     assert {r["model"] for r in rows} == {"mlp", "rnn", "lstm_chrono"}
     assert all(int(r["steps"]) <= 4 and float(r["wall_s"]) > 0 and int(r["params"]) <= 6000 for r in rows)
     run = json.loads((out / "run.json").read_text())

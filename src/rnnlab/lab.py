@@ -72,9 +72,9 @@ def _defaults(models, lengths, seeds, **settings) -> dict:
 # The default grids (``rnnlab lab <task>`` with no options; benchmarks/results/lab.md ran these).
 GRID_DEFAULTS = {
     "gap": _defaults(MODELS, [5, 20, 50, 100], [0, 1, 2], budget=30_000, embedding=32, steps=2000, lr=1e-3),
-    "adding": _defaults(MODELS, [50, 100, 200], [0, 1], budget=10_000, steps=2000, lr=1e-3),
+    "adding": _defaults(MODELS, [50, 100, 200], [0], budget=10_000, steps=2000, lr=1e-3),
     "copy": _defaults(["lstm", "lstm_chrono"], [100, 500], [0], budget=12_000, embedding=16, steps=2000, lr=1e-3),
-    "order": _defaults(MODELS, [50, 100], [0, 1], budget=10_000, embedding=16, steps=2000, lr=1e-3),
+    "order": _defaults(MODELS, [50, 100], [0], budget=10_000, embedding=16, steps=2000, lr=1e-3),
     "gradflow": _defaults(["rnn", "gru", "lstm", "lstm_chrono"], [100], [0, 1], budget=30_000, embedding=32,
                           steps=2000, lr=1e-3),
 }

@@ -59,7 +59,8 @@ def gradient_study(cells, gap: int, seeds, settings: LabSettings, out_dir: str |
         raise ConfigError("gradient flow needs at least one model and one seed")
     if isinstance(gap, bool) or not isinstance(gap, int) or gap <= 0:
         raise ConfigError(f"gap must be a positive integer, got {gap!r}")
-    probe = LongGapCue(gap, seed=0, **settings.task_options).sample(  # also checks the task options
+    # The probe has one fixed gap (all sequences the same length), whatever the training gaps are.
+    probe = LongGapCue(gap, seed=0, **{**settings.task_options, "min_gap": None}).sample(
         probe_size, generator=torch.Generator().manual_seed(424_242))
     out = prepare_out_dir(out_dir, {"task": "gradflow", "models": cells, "gap": gap, "seeds": seeds,
                                     "probe_size": probe_size, "settings": asdict(settings)})

@@ -65,6 +65,8 @@ def register(subparsers) -> None:
             p.add_argument("--countries", type=int, default=20, help="K countries, chance 1/K (default 20, max 40)")
             p.add_argument("--distractors", type=int, default=0, help="other countries in the filler (default 0)")
             p.add_argument("--filler", choices=("words", "grammar"), default="words", help="default words")
+            p.add_argument("--min-gap", type=int, default=None,
+                           help="draw each sequence's gap uniformly from [min-gap, gap] (default: fixed gap)")
         p.add_argument("--threads", type=int, default=1,
                        help="torch CPU threads (default 1: small recurrent models gain little from more)")
         p.add_argument("--no-progress", action="store_true", help="no progress bars")
@@ -84,7 +86,8 @@ def run(args: argparse.Namespace) -> int:
 
     options = {}
     if args.lab_task in ("gap", "gradflow"):
-        options = {"num_countries": args.countries, "distractors": args.distractors, "filler": args.filler}
+        options = {"num_countries": args.countries, "distractors": args.distractors, "filler": args.filler,
+                   "min_gap": args.min_gap}
     settings = LabSettings(budget=args.budget, embedding=args.embedding, window=args.window, steps=args.steps,
                            batch_size=args.batch_size, lr=args.lr, clip=args.clip, eval_every=args.eval_every,
                            eval_size=args.eval_size, task_options=options)
