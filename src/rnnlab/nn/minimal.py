@@ -34,7 +34,8 @@ from rnnlab.errors import ConfigError, InputShapeError, StateError
 from rnnlab.nn import init as rinit
 from rnnlab.nn.cells import RecurrentCell, check_state_dict
 from rnnlab.nn.layers import _repack_like
-from rnnlab.nn.scan import chunked_scan, log_scan
+from rnnlab.nn.minimal_scan import gated_scan
+from rnnlab.nn.scan import log_scan
 from rnnlab.nn.sequence import check_lengths, lengths_to_mask, reverse_padded
 from rnnlab.nn.unroll import unroll
 
@@ -100,6 +101,7 @@ class MinGRUCell(_MinimalCell):
 
     num_gates = 2
     gate_names = ("z", "n", "h")
+    scan_kind = "gru"
 
     def coefficients(self, x_proj):
         k_z, k_n = x_proj.chunk(2, dim=-1)
@@ -125,6 +127,7 @@ class MinLSTMCell(_MinimalCell):
 
     num_gates = 3
     gate_names = ("f", "i", "g", "h")
+    scan_kind = "lstm"
 
     @staticmethod
     def _log_ratio(k_f: Tensor, k_i: Tensor) -> Tensor:
@@ -268,8 +271,8 @@ class _MinimalLayer(torch.nn.Module):
             proj = proj.flip(0) if lengths is None else reverse_padded(proj.transpose(0, 1), lengths).transpose(0, 1)
         if method == "log":
             h = log_scan(*cell.log_coefficients(proj), h0)
-        else:
-            h = chunked_scan(*cell.coefficients(proj), h0)  # (T, B, H)
+        else:  # gates and chunked scan in one node with a hand-written backward
+            h = gated_scan(proj, h0, cell.scan_kind)  # (T, B, H)
         gates = {**cell.gates(proj), "h": h} if record else None
         if lengths is None:
             final = h[-1]
