@@ -30,7 +30,22 @@ CONTENDERS = {
     "torch.nn.LSTM": lambda i, h: torch.nn.LSTM(i, h, batch_first=True),
     "rnnlab fused": lambda i, h: rnnlab.LSTM(i, h, batch_first=True, backend="fused"),
     "rnnlab explicit": lambda i, h: rnnlab.LSTM(i, h, batch_first=True, backend="explicit"),
+    # Issue 7 (run with --contenders ... --section ...; see benchmarks/results/speed.md):
+    "explicit unrolled": lambda i, h: _unrolled(rnnlab.LSTM(i, h, batch_first=True, backend="explicit")),
+    "peephole": lambda i, h: rnnlab.LSTM(i, h, batch_first=True, cell="peephole"),
+    "layernorm": lambda i, h: rnnlab.LSTM(i, h, batch_first=True, cell="layernorm"),
+    "zoneout+rdrop": lambda i, h: rnnlab.LSTM(i, h, batch_first=True, zoneout=0.1, recurrent_dropout=0.25),
+    "minGRU": lambda i, h: rnnlab.nn.build_recurrent("mingru", i, h),
+    "minLSTM": lambda i, h: rnnlab.nn.build_recurrent("minlstm", i, h),
 }
+DEFAULT_CONTENDERS = ["torch.nn.LSTM", "rnnlab fused", "rnnlab explicit"]
+DEFAULT_SECTION = "rnnlab core: fused and explicit paths"
+
+
+def _unrolled(layer):
+    """The explicit path as it was before the fast loop: the cell unrolled under autograd."""
+    layer.use_fastpath = False
+    return layer
 BASELINE = "torch.nn.LSTM"
 
 
@@ -81,7 +96,9 @@ def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--repeats", type=int, default=7)
     parser.add_argument("--device", default="cuda" if torch.cuda.is_available() else "cpu")
-    parser.add_argument("--contenders", nargs="+", default=list(CONTENDERS), choices=list(CONTENDERS))
+    parser.add_argument("--contenders", nargs="+", default=DEFAULT_CONTENDERS, choices=list(CONTENDERS))
+    parser.add_argument("--section", default=DEFAULT_SECTION,
+                        help="title of the section of the results file to write (other sections are kept)")
     parser.add_argument("--quick", action="store_true", help="only the first configuration")
     parser.add_argument("--out", default=str(Path(__file__).parent / "results" / "speed.md"))
     parser.add_argument("--extra-config", action="append", default=[], metavar="B,T,I,H",
@@ -114,7 +131,7 @@ def main(argv: list[str] | None = None) -> int:
     header = "| (batch, time, input, hidden) | " + " | ".join(f"{n} tok/s" for n in names) + " | " + \
         " | ".join(f"{n} / {BASELINE}" for n in names[1:]) + " |"
     lines = [
-        f"## rnnlab core: fused and explicit paths against {BASELINE} ({device.type}, {args.clock} clock, "
+        f"## {args.section} against {BASELINE} ({device.type}, {args.clock} clock, "
         f"{torch.get_num_threads()} thread{'s' if torch.get_num_threads() > 1 else ''})",
         "",
         f"- command: `python {' '.join(['benchmarks/speed.py', *sys.argv[1:]]) if argv is None else ' '.join(argv)}`",
@@ -132,7 +149,13 @@ def main(argv: list[str] | None = None) -> int:
     for config, medians, tokens in rows:
         cells = [f"{tokens / medians[n]:,.0f}" for n in names] + [f"{medians[BASELINE] / medians[n]:.2f}" for n in names[1:]]
         lines.append(f"| {config} | " + " | ".join(cells) + " |")
-    out = Path(args.out)
+    write_section(Path(args.out), lines)
+    print(f"wrote {args.out}")
+    return 0
+
+
+def write_section(out: Path, lines: list[str]) -> None:
+    """Write ``lines`` (a section starting with its ``## `` title) into ``out``, replacing only that section."""
     out.parent.mkdir(parents=True, exist_ok=True)
     previous = out.read_text() if out.exists() else ""
     marker = lines[0]
@@ -144,8 +167,6 @@ def main(argv: list[str] | None = None) -> int:
         nxt = after.find("\n## ")
         rest = after[nxt:] if nxt >= 0 else ""
     out.write_text((kept + "\n\n" if kept else "# Speed\n\n") + "\n".join(lines) + "\n" + rest)
-    print(f"wrote {out}")
-    return 0
 
 
 if __name__ == "__main__":
