@@ -73,9 +73,9 @@ def calendar_features(index: pd.DatetimeIndex, step: pd.DateOffset) -> tuple[lis
     if delta < _DAY:
         cycles.append(("hour", hours / 24.0))
     if delta < 7 * _DAY:
-        cycles.append(("dow", (index.dayofweek + hours / 24.0) / 7.0))
+        cycles.append(("dow", (index.day_of_week + hours / 24.0) / 7.0))
     if delta < 360 * _DAY:
-        cycles.append(("doy", (index.dayofyear - 1 + hours / 24.0) / 365.25))
+        cycles.append(("doy", (index.day_of_year - 1 + hours / 24.0) / 365.25))
     names, columns = [], []
     for name, phase in cycles:
         angle = 2 * np.pi * np.asarray(phase, dtype=np.float64)
@@ -87,8 +87,8 @@ def calendar_features(index: pd.DatetimeIndex, step: pd.DateOffset) -> tuple[lis
 
 def _approx_timedelta(step: pd.DateOffset) -> pd.Timedelta:
     """A fixed-length stand-in for a (possibly calendar-relative) offset, e.g. one month -> ~30 days."""
-    start = pd.Timestamp("2001-01-01")
-    return (start + step) - start
+    first = pd.Timestamp("2001-01-01") + step  # on the offset's anchor (e.g. a Saturday for W-SAT)
+    return (first + step) - first
 
 
 def _read(source) -> pd.DataFrame:
@@ -139,6 +139,7 @@ def check_regular(index: pd.DatetimeIndex, reindex: bool = False) -> tuple[pd.Da
     """
     if len(index) < 2:
         raise DataError(f"a series needs at least 2 timestamps to define a time step; got {len(index)}")
+    index = index.as_unit("ns")  # pandas may parse to s or us; the step arithmetic below is in ns
     order = np.diff(index.asi8)
     if (order <= 0).any():
         i = int(np.flatnonzero(order <= 0)[0]) + 1
