@@ -169,12 +169,146 @@ class _LSTMLoop(torch.autograd.Function):
         return dz, dh, dc, d_weight, d_peep, None, None, None, None
 
 
+class _LayerNormLSTMLoop(torch.autograd.Function):
+    """The layer-normalised LSTM (:class:`rnnlab.nn.variants.LayerNormLSTMCell`) as one node.
+
+    Per step ``r = u W_hh^T``, ``z = x_proj_t + gamma_hh * LN(r)``, gates as above,
+    ``c^ = f c_{t-1} + i g``, ``h^ = o tanh(gamma_c * LN(c^) + beta_c)``, then zoneout. Each layer
+    norm's backward is one ``native_layer_norm_backward`` call per step; the gains' gradients are
+    sums over all steps, taken once after the loop.
+    """
+
+    @staticmethod
+    def forward(ctx, xp, h0, c0, weight_hh, ln_hh, ln_c_w, ln_c_b, eps, drop, zone_h, zone_c, lengths):
+        steps, batch, four_h = xp.shape
+        hidden = four_h // 4
+        w_t = weight_hh.t().contiguous()
+        rec = torch.empty_like(xp)  # r_t = u W_hh^T, before its layer norm
+        gates = torch.empty_like(xp)
+        hs, cs = xp.new_empty(steps + 1, batch, hidden), xp.new_empty(steps + 1, batch, hidden)
+        hs[0], cs[0] = h0, c0
+        chat = cs[1:] if zone_c is None else xp.new_empty(steps, batch, hidden)
+        hhat = hs[1:] if zone_h is None else xp.new_empty(steps, batch, hidden)
+        us = hs[:-1] if drop is None else xp.new_empty(steps, batch, hidden)
+        tau = xp.new_empty(steps, batch, hidden)  # tanh(gamma_c LN(c^) + beta_c)
+        stats_r, stats_c = [], []  # (mean, rstd) of each step's layer norms
+        x_l, r_l, g_l = xp.unbind(0), rec.unbind(0), gates.unbind(0)
+        i_l, f_l, gg_l, o_l = (gates[..., k * hidden:(k + 1) * hidden].unbind(0) for k in range(4))
+        if_l = gates[..., : 2 * hidden].unbind(0)
+        h_l, c_l, chat_l, hhat_l = hs.unbind(0), cs.unbind(0), chat.unbind(0), hhat.unbind(0)
+        u_l, tau_l = us.unbind(0), tau.unbind(0)
+        for t in range(steps):
+            h_prev, c_prev = h_l[t], c_l[t]
+            u = h_prev if drop is None else torch.mul(h_prev, drop, out=u_l[t])
+            torch.mm(u, w_t, out=r_l[t])
+            normed, mean, rstd = torch.native_layer_norm(r_l[t], (four_h,), None, None, eps)
+            stats_r.append((mean, rstd))
+            torch.addcmul(x_l[t], normed, ln_hh, out=g_l[t])
+            if_l[t].sigmoid_()
+            gg_l[t].tanh_()
+            o_l[t].sigmoid_()
+            torch.mul(f_l[t], c_prev, out=chat_l[t]).addcmul_(i_l[t], gg_l[t])
+            q, mean_c, rstd_c = torch.native_layer_norm(chat_l[t], (hidden,), ln_c_w, ln_c_b, eps)
+            stats_c.append((mean_c, rstd_c))
+            torch.mul(o_l[t], torch.tanh(q, out=tau_l[t]), out=hhat_l[t])
+            if zone_c is not None:
+                torch.lerp(chat_l[t], c_prev, zone_c[t], out=c_l[t + 1])
+            if zone_h is not None:
+                torch.lerp(hhat_l[t], h_prev, zone_h[t], out=h_l[t + 1])
+        out, h_n, c_n, valid = _finish(hs, cs, lengths)
+        ctx.save_for_backward(weight_hh, ln_hh, ln_c_w, ln_c_b, drop, zone_h, zone_c)
+        ctx.buffers = (gates, rec, cs, chat, tau, us, stats_r, stats_c, valid, lengths, eps)
+        return out, h_n, c_n
+
+    @staticmethod
+    @once_differentiable
+    def backward(ctx, g_out, g_hn, g_cn):
+        weight_hh, ln_hh, ln_c_w, ln_c_b, drop, zone_h, zone_c = ctx.saved_tensors
+        gates, rec, cs, chat, tau, us, stats_r, stats_c, valid, lengths, eps = ctx.buffers
+        steps, batch, four_h = gates.shape
+        hidden = four_h // 4
+        i, f, g, o = gates.split(hidden, dim=-1)
+        c_prev = cs[:-1]
+        a3 = gates.new_empty(steps, batch, 3, hidden)
+        _sigmoid_grad(g, i, out=a3[:, :, 0])
+        _sigmoid_grad(c_prev, f, out=a3[:, :, 1])
+        _tanh_grad(i, g, out=a3[:, :, 2])
+        a_o, b_m = _sigmoid_grad(tau, o), _tanh_grad(o, tau)  # dz_o = dh^ a_o; dq = dh^ b_m
+        if zone_h is not None:
+            keep_h = 1 - zone_h
+            a_o, b_m = a_o * keep_h, b_m * keep_h
+        keep_c = None if zone_c is None else 1 - zone_c
+        g_out, dh, dc, ends = _start_backward(g_out, g_hn, g_cn, valid, lengths, tau)
+        dz, drec, dq = torch.empty_like(gates), torch.empty_like(gates), torch.empty_like(tau)
+        dz3_l = dz[..., : 3 * hidden].unflatten(-1, (3, hidden)).unbind(0)
+        dz_l, dzo_l, dr_l, dq_l = dz.unbind(0), dz[..., 3 * hidden:].unbind(0), drec.unbind(0), dq.unbind(0)
+        a3_l, ao_l, bm_l, f_l, go_l = a3.unbind(0), a_o.unbind(0), b_m.unbind(0), f.unbind(0), g_out.unbind(0)
+        chat_l, rec_l = chat.unbind(0), rec.unbind(0)
+        mask_in = [True, False, False]
+        for t in range(steps - 1, -1, -1):
+            if t in ends:
+                dh.addcmul_(g_hn, ends[t])
+                dc.addcmul_(g_cn, ends[t])
+            gh = go_l[t] + dh
+            torch.mul(gh, ao_l[t], out=dzo_l[t])
+            torch.mul(gh, bm_l[t], out=dq_l[t])
+            mean_c, rstd_c = stats_c[t]
+            dchat = torch.ops.aten.native_layer_norm_backward(dq_l[t], chat_l[t], (hidden,), mean_c, rstd_c, ln_c_w,
+                                                              ln_c_b, mask_in)[0]
+            dchat.add_(dc if keep_c is None else dc * keep_c[t])
+            torch.mul(dchat.unsqueeze(1), a3_l[t], out=dz3_l[t])
+            new_dc = dchat * f_l[t]
+            if keep_c is not None:
+                new_dc.addcmul_(dc, zone_c[t])
+            mean, rstd = stats_r[t]
+            dr_l[t].copy_(torch.ops.aten.native_layer_norm_backward(dz_l[t], rec_l[t], (four_h,), mean, rstd, ln_hh,
+                                                                    None, mask_in)[0])
+            du = torch.mm(dr_l[t], weight_hh)
+            new_dh = du if drop is None else du.mul_(drop)
+            if zone_h is not None:
+                new_dh.addcmul_(gh, zone_h[t])
+            dh, dc = new_dh, new_dc
+
+        d_weight = torch.mm(drec.flatten(0, 1).t(), us.flatten(0, 1))
+        mean_r = torch.stack([m for m, _ in stats_r])  # (T, B, 1)
+        rstd_r = torch.stack([r for _, r in stats_r])
+        d_ln_hh = (dz * (rec - mean_r) * rstd_r).sum((0, 1))
+        mean_c = torch.stack([m for m, _ in stats_c])
+        rstd_c = torch.stack([r for _, r in stats_c])
+        d_ln_c_w = (dq * (chat - mean_c) * rstd_c).sum((0, 1))
+        d_ln_c_b = dq.sum((0, 1))
+        return dz, dh, dc, d_weight, d_ln_hh, d_ln_c_w, d_ln_c_b, None, None, None, None, None
+
+
+def _finish(hs: Tensor, cs: Tensor, lengths: Tensor | None):
+    """Outputs (zero at padding), ``h_n``, ``c_n`` at each last valid step, and the valid mask."""
+    steps, batch = hs.shape[0] - 1, hs.shape[1]
+    if lengths is None:
+        return hs[1:].clone(), hs[steps].clone(), cs[steps].clone(), None
+    rows, last = torch.arange(batch, device=hs.device), lengths.to(hs.device) - 1
+    valid = (torch.arange(steps, device=hs.device).unsqueeze(1) < lengths.to(hs.device)).unsqueeze(-1)
+    return hs[1:].masked_fill(~valid, 0.0), hs[1:][last, rows], cs[1:][last, rows], valid
+
+
+def _start_backward(g_out, g_hn, g_cn, valid, lengths, like):
+    """Gradients as dense tensors, the starting (dh, dc), and where to inject the final-state gradients."""
+    g_out = torch.zeros_like(like) if g_out is None else (g_out if valid is None else g_out.masked_fill(~valid, 0.0))
+    g_hn = torch.zeros_like(like[0]) if g_hn is None else g_hn
+    g_cn = torch.zeros_like(like[0]) if g_cn is None else g_cn
+    ends = {}
+    if lengths is None:
+        return g_out, g_hn.clone(), g_cn.clone(), ends
+    for length in torch.unique(lengths).tolist():
+        ends[length - 1] = (lengths == length).to(device=like.device, dtype=like.dtype).unsqueeze(1)
+    return g_out, torch.zeros_like(g_hn), torch.zeros_like(g_cn), ends
+
+
 def fast_supported(cell) -> bool:
     """Whether :func:`run_lstm` can run this cell: a plain or peephole LSTM cell without projection."""
     from rnnlab.nn.cells import LSTMCell
-    from rnnlab.nn.variants import PeepholeLSTMCell
+    from rnnlab.nn.variants import LayerNormLSTMCell, PeepholeLSTMCell
 
-    return type(cell) in (LSTMCell, PeepholeLSTMCell) and not cell.proj_size
+    return type(cell) in (LSTMCell, PeepholeLSTMCell, LayerNormLSTMCell) and not cell.proj_size
 
 
 def run_lstm(cell, inputs: Tensor, state=None, *, lengths: Tensor | None = None, reverse: bool = False,
@@ -191,8 +325,14 @@ def run_lstm(cell, inputs: Tensor, state=None, *, lengths: Tensor | None = None,
         x_proj = flip(x_proj)
         zone_h = None if zone_h is None else flip(zone_h)
         zone_c = None if zone_c is None else flip(zone_c)
-    peephole = getattr(cell, "weight_peephole", None)
-    out, h_n, c_n = _LSTMLoop.apply(x_proj, h0, c0, cell.weight_hh, peephole, drop, zone_h, zone_c, lengths)
+    if hasattr(cell, "ln_hh_weight"):
+        from rnnlab.nn.variants import LAYER_NORM_EPS
+
+        out, h_n, c_n = _LayerNormLSTMLoop.apply(x_proj, h0, c0, cell.weight_hh, cell.ln_hh_weight, cell.ln_c_weight,
+                                                 cell.ln_c_bias, LAYER_NORM_EPS, drop, zone_h, zone_c, lengths)
+    else:
+        peephole = getattr(cell, "weight_peephole", None)
+        out, h_n, c_n = _LSTMLoop.apply(x_proj, h0, c0, cell.weight_hh, peephole, drop, zone_h, zone_c, lengths)
     return (flip(out) if reverse else out), (h_n, c_n)
 
 
