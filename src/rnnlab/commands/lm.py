@@ -101,6 +101,10 @@ def run_train(args: argparse.Namespace) -> int:
     overrides = {k: options[k] for k in ("epochs", "max_steps", "max_minutes")} | {"progress": not args.no_progress}
     result = train_lm(LMRunConfig(**options), args.out, resume=args.resume, command=" ".join(["rnnlab"] + sys.argv[1:]),
                       overrides=overrides)
+    from rnnlab import distributed
+
+    if not distributed.is_main():  # under torchrun, rank 0 reports
+        return 0
     s = result["summary"]
     print(f"trained {result['parameters']:,} parameters for {s['steps']} steps ({s['epochs']} epochs, "
           f"{s['wall_s']:.0f} s, stopped: {s['stopped']}) on {result['tokens'].get('train', 0):,} training tokens")
