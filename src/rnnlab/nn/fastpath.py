@@ -88,15 +88,7 @@ class _LSTMLoop(torch.autograd.Function):
             if zone_h is not None:
                 torch.lerp(hhat_l[t], h_prev, zone_h[t], out=h_l[t + 1])
 
-        if lengths is None:
-            out, h_n, c_n = hs[1:].clone(), hs[steps].clone(), cs[steps].clone()
-            valid = None
-        else:
-            rows = torch.arange(batch, device=xp.device)
-            last = lengths.to(xp.device) - 1
-            h_n, c_n = hs[1:][last, rows], cs[1:][last, rows]
-            valid = (torch.arange(steps, device=xp.device).unsqueeze(1) < lengths.to(xp.device)).unsqueeze(-1)
-            out = hs[1:].masked_fill(~valid, 0.0)  # (T, B, H)
+        out, h_n, c_n, valid = _finish(hs, cs, lengths)
         ctx.save_for_backward(weight_hh, peephole, drop, zone_h, zone_c)
         ctx.buffers = (gates, cs, chat, tau, us, valid, lengths)
         return out, h_n, c_n
@@ -122,22 +114,12 @@ class _LSTMLoop(torch.autograd.Function):
             keep_h = 1 - zone_h
             a_o, b_m = a_o * keep_h, b_m * keep_h
         keep_c = None if zone_c is None else 1 - zone_c
-        g_out = torch.zeros_like(tau) if g_out is None else (g_out if valid is None else g_out.masked_fill(~valid, 0.0))
-        g_hn = torch.zeros_like(tau[0]) if g_hn is None else g_hn
-        g_cn = torch.zeros_like(tau[0]) if g_cn is None else g_cn
-
+        g_out, g_hn, g_cn, dh, dc, ends = _start_backward(g_out, g_hn, g_cn, valid, lengths, tau)
         dz = torch.empty_like(gates)  # (T, B, 4H)
         dz3_l = dz[..., : 3 * hidden].unflatten(-1, (3, hidden)).unbind(0)
         dz_l, dzo_l = dz.unbind(0), dz[..., 3 * hidden:].unbind(0)
         dzi_l, dzf_l = dz[..., :hidden].unbind(0), dz[..., hidden: 2 * hidden].unbind(0)
         a3_l, ao_l, bm_l, f_l, go_l = a3.unbind(0), a_o.unbind(0), b_m.unbind(0), f.unbind(0), g_out.unbind(0)
-        ends = {}
-        if lengths is None:
-            dh, dc = g_hn.clone(), g_cn.clone()
-        else:  # inject the final-state gradients at each sequence's last valid step
-            dh, dc = torch.zeros_like(g_hn), torch.zeros_like(g_cn)
-            for length in torch.unique(lengths).tolist():
-                ends[length - 1] = (lengths == length).to(device=dh.device, dtype=dh.dtype).unsqueeze(1)
         if peephole is not None:
             p_i, p_f, p_o = peephole
         for t in range(steps - 1, -1, -1):
@@ -238,7 +220,7 @@ class _LayerNormLSTMLoop(torch.autograd.Function):
             keep_h = 1 - zone_h
             a_o, b_m = a_o * keep_h, b_m * keep_h
         keep_c = None if zone_c is None else 1 - zone_c
-        g_out, dh, dc, ends = _start_backward(g_out, g_hn, g_cn, valid, lengths, tau)
+        g_out, g_hn, g_cn, dh, dc, ends = _start_backward(g_out, g_hn, g_cn, valid, lengths, tau)
         dz, drec, dq = torch.empty_like(gates), torch.empty_like(gates), torch.empty_like(tau)
         dz3_l = dz[..., : 3 * hidden].unflatten(-1, (3, hidden)).unbind(0)
         dz_l, dzo_l, dr_l, dq_l = dz.unbind(0), dz[..., 3 * hidden:].unbind(0), drec.unbind(0), dq.unbind(0)
@@ -291,16 +273,17 @@ def _finish(hs: Tensor, cs: Tensor, lengths: Tensor | None):
 
 
 def _start_backward(g_out, g_hn, g_cn, valid, lengths, like):
-    """Gradients as dense tensors, the starting (dh, dc), and where to inject the final-state gradients."""
+    """Dense gradients ``(g_out, g_hn, g_cn)``, the starting ``(dh, dc)``, and the steps (with row masks)
+    where each sequence's final-state gradient enters: its last valid step."""
     g_out = torch.zeros_like(like) if g_out is None else (g_out if valid is None else g_out.masked_fill(~valid, 0.0))
     g_hn = torch.zeros_like(like[0]) if g_hn is None else g_hn
     g_cn = torch.zeros_like(like[0]) if g_cn is None else g_cn
     ends = {}
     if lengths is None:
-        return g_out, g_hn.clone(), g_cn.clone(), ends
+        return g_out, g_hn, g_cn, g_hn.clone(), g_cn.clone(), ends
     for length in torch.unique(lengths).tolist():
         ends[length - 1] = (lengths == length).to(device=like.device, dtype=like.dtype).unsqueeze(1)
-    return g_out, torch.zeros_like(g_hn), torch.zeros_like(g_cn), ends
+    return g_out, g_hn, g_cn, torch.zeros_like(g_hn), torch.zeros_like(g_cn), ends
 
 
 def fast_supported(cell) -> bool:
