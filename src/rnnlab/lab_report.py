@@ -1,7 +1,6 @@
 """Tables and plots of a lab grid: ``RunResult`` rows in, markdown text and PNG files out."""
 from __future__ import annotations
 
-import math
 from pathlib import Path
 
 import numpy as np
@@ -57,7 +56,9 @@ def summary_markdown(results) -> str:
         lines.append(f"| {model} | {'/'.join(map(str, params))} | {'/'.join(map(str, hidden))} | "
                      + " | ".join(cells) + " |")
     wall = sum(r.wall_s for r in results)
+    solved = ", ".join(f"{m} {largest_solved(results, m) or '–'}" for m in models)
     lines += ["", "Cells: mean [min–max over seeds], runs solved / runs, median steps to solve.",
+              f"Largest {word} solved by every seed: {solved}.",
               f"Total training wall time {wall:.0f} s over {len(results)} runs.", ""]
     return "\n".join(lines)
 
@@ -99,7 +100,3 @@ def largest_solved(results, model: str) -> int | None:
         if runs and all(r.solved for r in runs):
             best = n
     return best
-
-
-def fmt(value: float) -> str:
-    return "nan" if value is None or (isinstance(value, float) and math.isnan(value)) else f"{value:.3g}"
