@@ -123,10 +123,12 @@ def test_run_with_only_its_description_says_no_results(tmp_path):
 
 
 def test_demo_with_a_missing_part(tmp_path, lab_dir):
-    d = run_json(tmp_path / "demo", "demo", parts={"lab": str(lab_dir), "lm": "lm"})
+    d = run_json(tmp_path / "demo", "demo", parts=[["lab", str(lab_dir)], ["lm", "lm"]],
+                 table={"title": "accuracy", "columns": ["model", "gap 5"], "rows": [["lstm", 1.0]]})
     html = build_report(d).read_text()
     ids = section_ids(html)
-    assert "lab-gap" in ids and "lm-missing" in ids and "does not exist" in html
+    assert ids == ["overview", "lab-gap", "lab-curves", "lab-overview", "lm-missing"] and "does not exist" in html
+    assert "<td>lstm</td><td>1.0</td>" in html  # the demo's own table, in its own column order
 
 
 # ----------------------------------------------------------------------------- sections against their sources
@@ -177,7 +179,7 @@ def test_lm_gate_viewer_holds_the_models_gates(lm_dir):
     assert tokens in TEXT
     ids = encode(tok, tokens)
     traces = record_language_model(model, ids)
-    assert spec["units"] == 12 and set(spec["signals"]) == {"i", "f", "o", "c", "g", "h"}
+    assert spec["units"] == 12 and set(spec["signals"]) == {"i", "f", "o", "c", "h"}
     for name in ("c", "f"):
         s = spec["signals"][name]
         codes = np.frombuffer(base64.b64decode(s["data"]), dtype=np.uint8).reshape(len(ids), 12)

@@ -18,8 +18,9 @@ forecast                   ``forecast.csv``
 figures                    ``*.png``
 =========================  =============================================================
 
-A ``demo`` run holds other runs in sub-directories (``run.json`` ``"parts"``: name -> path);
-each part's sections are shown under its name.
+A ``demo`` run holds other runs in sub-directories (``run.json`` ``"parts"``: a list of [name, path]);
+each part's sections follow in that order, its run details folded at its end. A run.json ``"table"``
+(``{"title", "columns", "rows"}``) is shown at the top of the overview.
 """
 from __future__ import annotations
 
@@ -73,25 +74,44 @@ def read_run(run_dir: str | Path) -> dict:
     return info
 
 
-def _overview(page: Page, run_dir: Path, info: dict, prefix: str, title: str) -> None:
+def _overview(page: Page, run_dir: Path, info: dict, prefix: str, title: str, *, folded: bool = False) -> None:
+    """Kind, command, final numbers, the run's summary table(s) and its configuration."""
     rows = [["kind", info.get("kind")], ["created", info.get("created", "?")], ["command", info.get("command", "")]]
-    known = {"format", "version", "kind", "created", "command", "config", "parts", "prompts", "summary"}
+    known = {"format", "version", "kind", "created", "command", "config", "parts", "prompts", "table"}
+
+    def flat(value: dict) -> str:
+        return ", ".join(f"{k} {v:.4g}" if isinstance(v, float) else f"{k} {v}" for k, v in value.items()
+                         if not isinstance(v, (dict, list)))
+
     for key, value in info.items():
-        if key not in known and not isinstance(value, (dict, list)):
+        if key in known:
+            continue
+        if not isinstance(value, (dict, list)):
             rows.append([key, value])
-        elif key not in known and isinstance(value, dict) and all(not isinstance(v, (dict, list)) for v in value.values()):
-            rows.append([key, ", ".join(f"{k} {v:.4g}" if isinstance(v, float) else f"{k} {v}" for k, v in value.items())])
-    html = sections.table(["", ""], rows).replace("<tr><th></th><th></th></tr>", "")
-    if isinstance(info.get("summary"), list) and info["summary"] and isinstance(info["summary"][0], dict):
-        header = list(info["summary"][0])
-        html += sections.table(header, [[r.get(h, "") for h in header] for r in info["summary"]])
+        elif isinstance(value, dict):
+            if any(not isinstance(v, (dict, list)) for v in value.values()):
+                rows.append([key, flat(value)])
+            rows += [[f"{key}: {k}", flat(v)] for k, v in value.items() if isinstance(v, dict) and flat(v)]
+    html = ""
+    grid = info.get("table")  # {"title", "columns": [...], "rows": [[...], ...]}: a summary in the run's own order
+    if isinstance(grid, dict) and isinstance(grid.get("columns"), list) and isinstance(grid.get("rows"), list):
+        html += f"<h3>{escape(str(grid.get('title', '')))}</h3>" + sections.table(grid["columns"], grid["rows"])
+    details = sections.table(["", ""], rows).replace("<tr><th></th><th></th></tr>", "")
     summary = run_dir / "summary.md"
     if summary.is_file():
-        html += sections.markdown_html(summary.read_text(encoding="utf-8", errors="replace"))
+        details += sections.markdown_html(summary.read_text(encoding="utf-8", errors="replace"))
     if info.get("config"):
-        html += (f"<details><summary>configuration</summary><pre>{escape(json.dumps(info['config'], indent=1))}"
-                 f"</pre></details>")
+        details += (f"<details><summary>configuration</summary><pre>{escape(json.dumps(info['config'], indent=1))}"
+                    f"</pre></details>")
+    html += f"<details><summary>run details</summary>{details}</details>" if folded else details
     page.add(f"{prefix}overview", title, html)
+
+
+def _parts(info: dict) -> list[tuple[str, str]]:
+    """A demo's parts in order: ``"parts"`` is a list of [name, path] (or a name -> path object)."""
+    parts = info.get("parts") or []
+    items = parts.items() if isinstance(parts, dict) else parts
+    return [(str(p[0]), str(p[1])) for p in items if isinstance(p, (list, tuple)) and len(p) == 2]
 
 
 def _figures(page: Page, run_dir: Path, prefix: str) -> None:
@@ -108,16 +128,19 @@ def _figures(page: Page, run_dir: Path, prefix: str) -> None:
                  f'<div class="grid">{"".join(figures)}</div></details>')
 
 
-def _run_sections(page: Page, run_dir: Path, info: dict, prefix: str = "", title: str = "Overview") -> None:
+def _run_sections(page: Page, run_dir: Path, info: dict, prefix: str = "", title: str = "Overview",
+                  prompts: list | None = None, part: bool = False) -> None:
+    """Every section the run has: results first, then (for a demo's part, folded) its details."""
     from rnnlab.analysis.report_lm import lm_sections
 
-    _overview(page, run_dir, info, prefix, title)
+    if not part:
+        _overview(page, run_dir, info, prefix, title)
     before = len(page.sections)
-    sections.curves_section(page, run_dir, info, prefix)
     sections.lab_section(page, run_dir, info, prefix)
     sections.gradflow_section(page, run_dir, info, prefix)
+    sections.curves_section(page, run_dir, info, prefix)
     if info.get("kind") == "lm":
-        note = lm_sections(page, run_dir, info, prefix, prompts=info.get("prompts"))
+        note = lm_sections(page, run_dir, info, prefix, prompts=info.get("prompts") or prompts)
         if note:
             page.add(f"{prefix}pending", "Not yet available", f'<p class="note">{escape(note)}</p>')
     sections.forecast_section(page, run_dir, info, prefix)
@@ -125,6 +148,8 @@ def _run_sections(page: Page, run_dir: Path, info: dict, prefix: str = "", title
     if len(page.sections) == before:
         page.add(f"{prefix}empty", "No results yet",
                  '<p class="note">The run has written its description but no results so far.</p>')
+    if part:
+        _overview(page, run_dir, info, prefix, title, folded=True)
 
 
 def collect(run_dir: str | Path) -> tuple[dict, Page]:
@@ -136,21 +161,22 @@ def collect(run_dir: str | Path) -> tuple[dict, Page]:
         _run_sections(page, run_dir, info)
         return info, page
     _overview(page, run_dir, info, "", "Overview")
-    for name, sub in (info.get("parts") or {}).items():
+    for name, sub in _parts(info):
         part = run_dir / sub
         try:
             part_info = read_run(part)
         except RunDirError as error:  # a part the demo had not reached yet, or that failed
             page.add(f"{name}-missing", f"{name}: not available", f'<p class="note">{escape(str(error))}</p>')
             continue
-        _run_sections(page, part, part_info, prefix=f"{name}-", title=f"{name}: overview")
+        _run_sections(page, part, part_info, prefix=f"{name}-", title=f"{name}: run details",
+                      prompts=info.get("prompts"), part=True)
     _figures(page, run_dir, "")
     return info, page
 
 
 def render(info: dict, page: Page, run_dir: Path) -> str:
     nav = "".join(f'<a href="#{escape(sid)}">{escape(title)}</a>' for sid, title, _ in page.sections
-                  if not sid.endswith("overview") or sid == "overview")
+                  if not sid.endswith(("overview", "figures")) or sid == "overview")
     body = "\n".join(f'<section id="{escape(sid)}"><h2>{escape(title)}</h2>\n{html}\n</section>'
                      for sid, title, html in page.sections)
     data = json.dumps({"charts": page.charts, "gates": page.gates}, separators=(",", ":"))

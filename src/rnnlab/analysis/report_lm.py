@@ -17,7 +17,9 @@ from rnnlab.analysis.gates import FEATURES, best_per_feature, rank_units, record
 from rnnlab.analysis.next_token import next_tokens, next_words
 from rnnlab.analysis.report_sections import Page
 
-HOVER = ("i", "f", "o", "c", "g", "r", "z", "n", "h")  # shown on hover, in this order, where the cell has them
+# Signals put on the page (and shown on hover, in this order) where the cell has them; the LSTM's candidate g
+# is left out to keep the page light (c and the gates tell its story).
+HOVER = ("i", "f", "o", "c", "r", "z", "n", "h")
 DIVERGING = {"c", "h", "g", "n"}  # signed signals; gates (i, f, o, r, z) live in [0, 1]
 WORD_START = re.compile(r"[a-z,] ([a-z]{2,})\b(?![(_.\[])")  # a space then a plain word (not a call or attribute)
 
@@ -25,15 +27,15 @@ WORD_START = re.compile(r"[a-z,] ([a-z]{2,})\b(?![(_.\[])")  # a space then a pl
 def load_language_model(run_dir: Path):
     """(model, tokenizer) from the best checkpoint, or None when the run has none (or not an LM)."""
     from rnnlab.checkpoint import load_checkpoint
-    from rnnlab.data.tokenizer import tokenizer_from_json
+    from rnnlab.lm import load_language_model as load
 
     if not (run_dir / "checkpoints.json").exists():
         return None
     checkpoint = load_checkpoint(run_dir, which="best")
     if "tokenizer.json" not in checkpoint.files or not hasattr(checkpoint.model, "next_distribution"):
         return None
-    checkpoint.model.eval()
-    return checkpoint.model, tokenizer_from_json(checkpoint.files["tokenizer.json"])
+    model, tokenizer, _ = load(checkpoint.directory)  # checks that tokenizer and model belong together
+    return model, tokenizer
 
 
 def heldout_text(info: dict, max_chars: int = 60_000) -> tuple[str, str]:
@@ -42,7 +44,8 @@ def heldout_text(info: dict, max_chars: int = 60_000) -> tuple[str, str]:
 
     config = info.get("config") or {}
     path = next((config[k] for k in ("data", "data_path", "corpus", "path") if isinstance(config.get(k), str)), None)
-    corpus = load_corpus(path)
+    fractions = tuple(config.get("split") or (0.9, 0.05, 0.05))  # the split training used (rnnlab train lm --split)
+    corpus = load_corpus(path, fractions=fractions, errors=config.get("encoding_errors", "strict"))
     split = "valid" if "valid" in corpus.splits else next(iter(corpus.splits))
     text, size = [], 0
     for line in corpus.lines(split):
