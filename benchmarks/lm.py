@@ -61,11 +61,13 @@ def compare_configs(vocab, epochs):
     common = dict(embed_size=200, num_layers=1, init_range=0.1)
     train = TrainConfig(optimizer="adam", lr=2e-3, clip=1.0, schedule="plateau", lr_factor=0.5, lr_patience=0,
                         max_epochs=epochs, restore_best=True)
-    return {  # hidden sizes chosen so the recurrent/MLP part holds ~0.43M parameters in each model
+    # Hidden widths solve "core + output layer = the LSTM's" (the output layer V*H dominates), so all four
+    # hold 4.33M parameters within 0.1%: LSTM 200, GRU 207, tanh RNN 222, MLP (window 5) 211.
+    return {
         "lstm": LanguageModelConfig(vocab, cell="lstm", hidden_size=200, **common),
-        "gru": LanguageModelConfig(vocab, cell="gru", hidden_size=240, **common),
-        "rnn": LanguageModelConfig(vocab, cell="rnn", hidden_size=440, **common),
-        "mlp": WindowLanguageModelConfig(vocab, embed_size=200, hidden_size=200, window=5),
+        "gru": LanguageModelConfig(vocab, cell="gru", hidden_size=207, **common),
+        "rnn": LanguageModelConfig(vocab, cell="rnn", hidden_size=222, **common),
+        "mlp": WindowLanguageModelConfig(vocab, embed_size=200, hidden_size=211, window=5),
     }, train
 
 

@@ -54,7 +54,6 @@ Ctrl-C finishes the current step, writes a checkpoint and raises KeyboardInterru
 from __future__ import annotations
 
 import math
-import random
 import signal
 import time
 from dataclasses import asdict, dataclass
@@ -62,13 +61,15 @@ from itertools import islice
 from pathlib import Path
 from typing import Any, Callable
 
-import numpy as np
 import torch
 
 from rnnlab import distributed as dist
 from rnnlab.checkpoint import load_checkpoint, save_checkpoint
 from rnnlab.errors import ConfigError, NonFiniteLossError
 from rnnlab.metrics_log import MetricsLog
+from rnnlab.reproducibility import rng_state, seed_everything, set_rng_state
+
+__all__ = ["TrainConfig", "Trainer", "seed_everything", "detach_state", "to_device"]
 
 
 @dataclass
@@ -117,13 +118,6 @@ class TrainConfig:
                 raise ConfigError(message)
 
 
-def seed_everything(seed: int) -> None:
-    """Seed python, numpy and torch (call before building the model for reproducible init)."""
-    random.seed(seed)
-    np.random.seed(seed % 2**32)
-    torch.manual_seed(seed)
-
-
 def detach_state(state: Any) -> Any:
     """Cut the graph behind a carried state (tensor or nested tuple/list/dict of tensors)."""
     if isinstance(state, torch.Tensor):
@@ -143,22 +137,6 @@ def to_device(batch: Any, device: torch.device) -> Any:
     if isinstance(batch, dict):
         return {k: to_device(v, device) for k, v in batch.items()}
     return batch
-
-
-def _rng_state() -> dict:
-    state = {"python": random.getstate(), "numpy": np.random.get_state(), "torch": torch.get_rng_state()}
-    if torch.cuda.is_available():
-        state["cuda"] = torch.cuda.get_rng_state_all()
-    return state
-
-
-def _set_rng_state(state: dict) -> None:
-    version, internal, gauss = state["python"]
-    random.setstate((version, tuple(internal), gauss))
-    np.random.set_state(tuple(state["numpy"]))
-    torch.set_rng_state(state["torch"])
-    if "cuda" in state and torch.cuda.is_available():
-        torch.cuda.set_rng_state_all(state["cuda"])
 
 
 class Trainer:
@@ -217,7 +195,7 @@ class Trainer:
                  "best_loss": self.best_loss, "best_step": self.best_step, "bad_evals": self.bad_evals,
                  "plateau_bad": self.plateau_bad, "last_eval_step": self.last_eval_step,
                  "elapsed_s": self.elapsed_s, "cpu_s": self.cpu_s, "optimizer": self.optimizer.state_dict(), "carried": self.carried,
-                 "rng": _rng_state(), "config": asdict(self.config)}
+                 "rng": rng_state(), "config": asdict(self.config)}
         if hasattr(self.task, "state_dict"):
             state["task"] = self.task.state_dict()
         return state
@@ -251,7 +229,7 @@ class Trainer:
         self.best_weights = {k: v.clone() for k, v in best.model.state_dict().items()}
         if self.log is not None:
             self.log.truncate_after(self.step)
-        _set_rng_state(s["rng"])  # last: nothing after this may draw random numbers
+        set_rng_state(s["rng"])  # last: nothing after this may draw random numbers
 
     # ------------------------------------------------------------------ the loop
     def fit(self, resume: bool = False) -> dict:
