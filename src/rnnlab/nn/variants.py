@@ -35,13 +35,17 @@ from rnnlab.nn.cells import LSTMCell
 LAYER_NORM_EPS = 1e-5
 
 
-class PeepholeLSTMCell(LSTMCell):
-    """LSTM with peephole connections; see the module docstring for the equations."""
+class _VariantLSTMCell(LSTMCell):
+    """An LSTM variant: no output projection (the papers define none), explicit path only."""
 
     def __init__(self, input_size: int, hidden_size: int, bias: bool = True, **kwargs) -> None:
         if kwargs.get("proj_size"):
             raise ConfigError(f"{type(self).__name__} does not support proj_size; got {kwargs['proj_size']}")
         super().__init__(input_size, hidden_size, bias, **kwargs)
+
+
+class PeepholeLSTMCell(_VariantLSTMCell):
+    """LSTM with peephole connections; see the module docstring for the equations."""
 
     @classmethod
     def extra_shapes(cls, hidden_size: int) -> dict[str, tuple[int, ...]]:
@@ -61,13 +65,8 @@ class PeepholeLSTMCell(LSTMCell):
         return h, (h, c), gates
 
 
-class LayerNormLSTMCell(LSTMCell):
+class LayerNormLSTMCell(_VariantLSTMCell):
     """Layer-normalised LSTM; see the module docstring for the equations."""
-
-    def __init__(self, input_size: int, hidden_size: int, bias: bool = True, **kwargs) -> None:
-        if kwargs.get("proj_size"):
-            raise ConfigError(f"{type(self).__name__} does not support proj_size; got {kwargs['proj_size']}")
-        super().__init__(input_size, hidden_size, bias, **kwargs)
 
     @classmethod
     def extra_shapes(cls, hidden_size: int) -> dict[str, tuple[int, ...]]:
