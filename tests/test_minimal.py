@@ -253,6 +253,18 @@ def test_registered_by_name_for_models():
     assert out.shape == (2, 6, 10) and h_n.shape == (4, 2, 5)
 
 
+def test_language_model_runs_on_mingru_and_steps_like_it_trains():
+    from rnnlab.models.language import LanguageModel, LanguageModelConfig
+
+    torch.manual_seed(10)
+    model = LanguageModel(LanguageModelConfig(cell="mingru", vocab_size=11, embed_size=6, hidden_size=8, num_layers=2))
+    ids = torch.randint(0, 11, (2, 9))
+    logits = model(ids)[0]
+    assert logits.shape == (2, 9, 11) and torch.isfinite(logits).all()
+    logits.logsumexp(-1).mean().backward()
+    assert all(p.grad is not None and torch.isfinite(p.grad).all() for p in model.parameters())
+
+
 # ----- bad input ------------------------------------------------------------------------------
 def test_bad_input_raises_typed_errors(layer_class):
     layer = layer_class(3, 4, num_layers=2, batch_first=True)
@@ -275,6 +287,8 @@ def test_bad_input_raises_typed_errors(layer_class):
         layer(x, (torch.zeros(2, 2, 4), torch.zeros(2, 2, 4)))
     with pytest.raises(ConfigError, match="scan"):
         layer_class(3, 4, scan="fast")
+    with pytest.raises(ConfigError, match="forget_bias"):
+        layer_class(3, 4, forget_bias=1.0)
     with pytest.raises(ConfigError):
         layer_class(3, 0)
     with pytest.raises(ConfigError):

@@ -165,8 +165,11 @@ class _MinimalLayer(torch.nn.Module):
 
     def __init__(self, input_size: int, hidden_size: int, num_layers: int = 1, bias: bool = True,
                  batch_first: bool = False, dropout: float = 0.0, bidirectional: bool = False, *,
-                 scan: str = "auto", device=None, dtype=None) -> None:
+                 scan: str = "auto", device=None, dtype=None, **unknown) -> None:
         super().__init__()
+        if unknown:  # e.g. forget_bias or backend meant for an LSTM: reject rather than ignore
+            raise ConfigError(f"{type(self).__name__} does not take option(s) {sorted(unknown)}; its options are "
+                              f"num_layers, bias, batch_first, dropout, bidirectional and scan={SCANS}")
         for name, value in (("input_size", input_size), ("hidden_size", hidden_size), ("num_layers", num_layers)):
             if not isinstance(value, int) or isinstance(value, bool) or value <= 0:
                 raise ConfigError(f"{name} must be a positive integer; got {value!r}")
@@ -215,6 +218,10 @@ class _MinimalLayer(torch.nn.Module):
     def load_state_dict(self, state_dict, strict: bool = True, assign: bool = False):
         check_state_dict(self, state_dict, strict)
         return super().load_state_dict(state_dict, strict=strict, assign=assign)
+
+    def _resolve_backend(self, record: bool) -> str:
+        """Which path runs (the core layers' question): never a fused ``torch.nn`` kernel here."""
+        return "scan"
 
     def extra_repr(self) -> str:
         return (f"{self.input_size}, {self.hidden_size}, num_layers={self.num_layers}, bias={self.bias}, "
