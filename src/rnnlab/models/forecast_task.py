@@ -22,6 +22,7 @@ import torch
 
 from rnnlab import metrics
 from rnnlab.checkpoint import load_checkpoint
+from rnnlab.data.builtin_series import builtin_frame
 from rnnlab.data.series import TimeSeries, load_series
 from rnnlab.data.series_windows import ForecastData, Split, StandardScaler
 from rnnlab.errors import DataError, RunDirError
@@ -36,10 +37,10 @@ class ForecastTask:
     item_name = "win"
 
     def __init__(self, data: ForecastData, *, batch_size: int = 64, seed: int = 0, eval_batch_size: int = 512,
-                 level: float = 0.8, time_col: str | None = None, fill: str = "raise"):
+                 level: float = 0.8, time_col: str | None = None, fill: str = "raise", source: str | None = None):
         self.data, self.batch_size, self.seed = data, batch_size, seed
         self.eval_batch_size, self.level = eval_batch_size, level
-        self.time_col, self.fill = time_col, fill
+        self.time_col, self.fill, self.source = time_col, fill, source
 
     def train_batches(self, epoch: int):
         # A fresh, deterministic order per epoch (seed, epoch), as the trainer's resume requires.
@@ -56,7 +57,7 @@ class ForecastTask:
         return evaluate_split(model, self.data, split, batch_size=self.eval_batch_size, level=self.level)["metrics"]
 
     def checkpoint_files(self) -> dict[str, str]:
-        return {SPEC_FILE: json.dumps(spec_of(self.data, time_col=self.time_col, fill=self.fill), indent=1)}
+        return {SPEC_FILE: json.dumps(spec_of(self.data, time_col=self.time_col, fill=self.fill, source=self.source), indent=1)}
 
 
 def predict_batches(model, batches, level: float = 0.8) -> dict[str, torch.Tensor]:
@@ -110,11 +111,11 @@ def _csv_header(path) -> list[str]:
         raise DataError(f"cannot parse {path} as CSV: {error}") from None
 
 
-def spec_of(data: ForecastData, *, time_col=None, fill="raise") -> dict:
+def spec_of(data: ForecastData, *, time_col=None, fill="raise", source=None) -> dict:
     """What predicting on a new CSV needs besides the weights: columns, scalers, grid, options."""
     s = data.series
     return {"targets": s.target_names, "past_covariates": s.past_names, "calendar": s.use_calendar,
-            "time_col": time_col, "fill": fill, "step": s.step.freqstr, "lookback": data.lookback,
+            "time_col": time_col, "fill": fill, "source": source, "step": s.step.freqstr, "lookback": data.lookback,
             "horizon": data.horizon, "target_scaler": data.target_scaler.to_dict(),
             "past_scaler": data.past_scaler.to_dict(), "train_end": data.splits["train"].end}
 
@@ -129,9 +130,16 @@ class SavedForecaster:
         self.model, self.spec = ckpt.model, json.loads(ckpt.files[SPEC_FILE])
         self.model.eval()
 
-    def load(self, source, fill: str | None = None) -> TimeSeries:
-        """Load a CSV/DataFrame holding the columns the model was trained on (extra columns are ignored)."""
+    def load(self, source=None, fill: str | None = None) -> TimeSeries:
+        """Load a CSV/DataFrame holding the columns the model was trained on (extra columns are ignored).
+
+        ``source=None`` reloads the built-in series the model was trained on, if it was.
+        """
         spec = self.spec
+        if source is None:
+            if not str(spec.get("source") or "").startswith("builtin:"):
+                raise DataError("this forecaster was trained on a CSV file; pass the data to forecast from (--csv)")
+            source = builtin_frame(spec["source"].split(":", 1)[1])
         columns = list(source.columns) if isinstance(source, pd.DataFrame) else _csv_header(source)
         needed = spec["targets"] + spec["past_covariates"]
         missing = [name for name in needed if name not in columns]

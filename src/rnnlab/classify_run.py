@@ -1,0 +1,118 @@
+"""Sequence-classification runs end to end: what ``rnnlab classify train`` / ``predict`` call.
+
+Data: JapaneseVowels from the optional ``aeon`` wheel (``source="japanese-vowels"``), or a
+long-format CSV (one row per step: sequence id, label, features). A validation set for early
+stopping is held out of the training sequences (``valid_fraction``, chosen at random with the
+seed); the test set is never used for any choice. Run directory::
+
+    RUN/run.json        config + "results" (test accuracy, confusion matrix, wall time)
+    RUN/ckpt-*/         weights + model.json + classify.json (class names, feature scaling)
+    RUN/confusion.png   test confusion matrix
+"""
+from __future__ import annotations
+
+import json
+import time
+from dataclasses import asdict
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+
+from rnnlab import metrics
+from rnnlab.analysis.forecast_plots import confusion_figure, save_png
+from rnnlab.checkpoint import load_checkpoint, prepare_run_dir, update_run_json
+from rnnlab.data.labelled_sequences import SequenceSet, feature_stats, load_japanese_vowels, load_sequence_csv
+from rnnlab.errors import DataError, RunDirError
+from rnnlab.models.classifier import ClassifierConfig, ClassifyTask, SequenceClassifier
+from rnnlab.train import TrainConfig, Trainer, seed_everything
+
+BUILTIN = "japanese-vowels"
+
+
+def load_sets(source: str = BUILTIN, *, csv=None, test_csv=None, id_col="id", label_col="label",
+              features=None) -> tuple[SequenceSet, SequenceSet | None]:
+    """``(train, test)`` sequences: the built-in set, or CSV files (test optional)."""
+    if csv is None:
+        if source != BUILTIN:
+            raise DataError(f"unknown built-in data set {source!r}; expected {BUILTIN!r} or --csv")
+        return load_japanese_vowels("train"), load_japanese_vowels("test")
+    train = load_sequence_csv(csv, id_col=id_col, label_col=label_col, features=features)
+    test = None
+    if test_csv is not None:
+        test = load_sequence_csv(test_csv, id_col=id_col, label_col=label_col, features=features,
+                                 class_names=train.class_names)
+    return train, test
+
+
+def train_run(out, train: SequenceSet, test: SequenceSet | None, model_config: dict, train_config: TrainConfig,
+              *, valid_fraction: float = 0.15, batch_size: int = 32, command: str = "", source: str = "") -> dict:
+    """Train into ``out``; return test accuracy and confusion matrix (or validation, without a test set)."""
+    if not 0 < valid_fraction < 1:
+        raise DataError(f"valid_fraction must be in (0, 1); got {valid_fraction}")
+    order = np.random.default_rng(train_config.seed).permutation(len(train))
+    n_valid = max(1, int(round(valid_fraction * len(train))))
+    splits = {"train": train.subset(np.sort(order[n_valid:])), "valid": train.subset(np.sort(order[:n_valid]))}
+    if test is not None:
+        splits["test"] = test
+    config = ClassifierConfig(n_features=train.n_features, n_classes=len(train.class_names), **model_config)
+    run = prepare_run_dir(out, kind="classify", command=command,
+                          config={"model": asdict(config), "train": asdict(train_config), "source": source,
+                                  "valid_fraction": valid_fraction, "batch_size": batch_size})
+    seed_everything(train_config.seed)
+    model = SequenceClassifier(config)
+    task = ClassifyTask(splits, *feature_stats(splits["train"]), batch_size=batch_size, seed=train_config.seed)
+    started = time.perf_counter()
+    summary = Trainer(model, task, train_config, run_dir=run).fit()
+    wall = time.perf_counter() - started
+    split = "test" if test is not None else "valid"
+    logits, labels = task.predict(model, split)
+    predicted = logits.argmax(axis=1)
+    matrix = metrics.confusion_matrix(labels, predicted, len(train.class_names))
+    results = {"split": split, "accuracy": metrics.accuracy(labels, predicted), "n": int(len(labels)),
+               "confusion": matrix.tolist(), "class_names": train.class_names, "train_wall_s": round(wall, 1),
+               "epochs": summary["epochs"]}
+    update_run_json(run, results=results, training=summary)
+    save_png(confusion_figure(matrix, train.class_names, title=f"{split} accuracy {results['accuracy']:.3f}"),
+             run / "confusion.png")
+    return results
+
+
+def predict_run(run_dir, data: SequenceSet, *, out_csv=None, labelled: bool = True) -> dict:
+    """Class predictions for every sequence of ``data``; CSV (+ accuracy and confusion PNG if labelled)."""
+    ckpt = load_checkpoint(run_dir)
+    if "classify.json" not in ckpt.files:
+        raise RunDirError(f"{ckpt.directory} holds no classify.json; it is not a classifier run")
+    spec = json.loads(ckpt.files["classify.json"])
+    model = ckpt.model.eval()
+    if data.n_features != model.config.n_features:
+        raise DataError(f"the classifier was trained on {model.config.n_features} features; the data has "
+                        f"{data.n_features}")
+    task = ClassifyTask({"data": data}, spec["mean"], spec["std"], batch_size=256)
+    logits, labels = task.predict(model, "data")
+    predicted = logits.argmax(axis=1)
+    names = spec["class_names"]
+    out_csv = Path(out_csv) if out_csv else Path(run_dir) / "predictions.csv"
+    if out_csv.exists():
+        raise RunDirError(f"{out_csv} already exists; pass --out PATH.csv (nothing was overwritten)")
+    table = pd.DataFrame({"sequence": np.arange(len(data)), "length": [len(s) for s in data.sequences],
+                          "predicted": [names[k] for k in predicted]})
+    result = {"csv": out_csv, "n": len(data)}
+    if labelled:
+        table["label"] = [names[k] for k in labels]
+        result["accuracy"] = metrics.accuracy(labels, predicted)
+        matrix = metrics.confusion_matrix(labels, predicted, len(names))
+        result["confusion"] = matrix
+        png = out_csv.with_name(out_csv.stem + "_confusion.png")
+        save_png(confusion_figure(matrix, names, title=f"accuracy {result['accuracy']:.3f}"), png)
+        result["png"] = png
+    table.to_csv(out_csv, index=False)
+    return result
+
+
+def run_class_names(run_dir) -> list[str]:
+    """The class names a saved classifier was trained with (label order)."""
+    ckpt = load_checkpoint(run_dir)
+    if "classify.json" not in ckpt.files:
+        raise RunDirError(f"{ckpt.directory} holds no classify.json; it is not a classifier run")
+    return json.loads(ckpt.files["classify.json"])["class_names"]
