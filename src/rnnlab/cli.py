@@ -18,6 +18,8 @@ COMMAND_MODULES = [
     "rnnlab.commands.lab",
     "rnnlab.commands.lm",
     "rnnlab.commands.report",
+    "rnnlab.commands.forecast",
+    "rnnlab.commands.classify",
 ]
 
 
