@@ -40,8 +40,7 @@ def demo(tmp_path_factory):
     forecast.mkdir()
     (forecast / "run.json").write_text(json.dumps({"format": "rnnlab-run", "version": 1, "kind": "forecast",
                                                    "created": "2026-01-01T00:00:00+00:00", "config": {}}))
-    rows = ["t,history,forecast,lower,upper"] + [f"{t},{t % 7},,," for t in range(30)] + \
-           [f"{t},,{t % 7 + 0.5},{t % 7 - 1},{t % 7 + 2}" for t in range(30, 40)]
+    rows = ["time,y,y_lower,y_upper"] + [f"2026-01-{t + 1:02d},{t % 7 + 0.5},{t % 7 - 1},{t % 7 + 2}" for t in range(10)]
     (forecast / "forecast.csv").write_text("\n".join(rows) + "\n")
     assert main(["report", str(forecast)]) == 0
     return code, buffer.getvalue(), out, forecast / "report.html"

@@ -161,14 +161,14 @@ def test_gradflow_section_averages_seeds(tmp_path):
 
 
 def test_forecast_section(tmp_path):
-    d = run_json(tmp_path / "fc", "forecast")
-    write_csv(d / "forecast.csv", [{"t": t, "history": t if t < 3 else "", "forecast": "" if t < 3 else t + 0.5,
-                                    "lower": "" if t < 3 else t, "upper": "" if t < 3 else t + 1} for t in range(5)])
+    d = run_json(tmp_path / "fc", "forecast", config={"level": 0.8})
+    write_csv(d / "forecast.csv", [{"time": f"2026-01-0{t + 1}", "co2": t + 0.5, "co2_lower": t, "co2_upper": t + 1}
+                                   for t in range(5)])
     html = build_report(d).read_text()
     chart = page_data(html)["charts"][0]
-    series = {s["name"].split(" (")[0]: s for s in chart["series"]}
-    assert series["history"]["y"] == [0, 1, 2, None, None]
-    assert series["forecast"]["lo"] == [None, None, None, 3, 4] and series["forecast"]["hi"][4] == 5
+    (forecast,) = chart["series"]  # no checkpoint here: no history, the forecast alone
+    assert forecast["x"] == [1, 2, 3, 4, 5] and forecast["y"] == [0.5, 1.5, 2.5, 3.5, 4.5]
+    assert forecast["lo"] == [0, 1, 2, 3, 4] and forecast["hi"][4] == 5 and "0.8 prediction interval" in forecast["name"]
 
 
 def test_lm_gate_viewer_holds_the_models_gates(lm_dir):

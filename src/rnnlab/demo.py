@@ -29,12 +29,12 @@ PROMPTS = ["The return value is ", "If the object is not ", "This method is call
 class DemoPlan:
     """Sizes of each part; ``quick()`` is the seconds-long version the tests run."""
 
-    gaps: list = field(default_factory=lambda: [5, 10, 20, 30])
+    gaps: list = field(default_factory=lambda: [5, 10, 20])
     models: list = field(default_factory=lambda: ["mlp", "rnn", "lstm"])
     countries: int = 5             # classes of the cue task (chance 1/5)
     budget: int = 10_000           # parameters per lab model
     embedding: int = 16
-    lab_steps: int = 1500          # per lab run, at most (a run stops once solved)
+    lab_steps: int = 800           # per lab run, at most (a run stops once solved): the equal step budget
     eval_size: int = 256
     gradflow_gap: int = 20
     lm_hidden: int = 128
@@ -70,7 +70,7 @@ def run_demo(out: str | Path, plan: DemoPlan, *, progress: bool = True, log=prin
     check_run_dir_free(out)
     started = time.perf_counter()
     settings = LabSettings(budget=plan.budget, embedding=plan.embedding, steps=plan.lab_steps, lr=3e-3,
-                           eval_every=max(plan.lab_steps // 15, 10), eval_size=plan.eval_size,
+                           eval_every=max(plan.lab_steps // 8, 10), eval_size=plan.eval_size,
                            task_options={"num_countries": plan.countries})
     parts = [["lab", "lab"], ["gradflow", "gradflow"], ["lm", "lm"]]  # [name, sub-directory], in page order
     prepare_run_dir(out, kind="demo", config={"plan": plan.__dict__}, parts=parts, prompts=PROMPTS,

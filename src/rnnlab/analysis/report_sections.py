@@ -17,7 +17,8 @@ from pathlib import Path
 import numpy as np
 
 # metrics.csv columns that are bookkeeping, not metrics to plot
-NOT_METRICS = {"step", "epoch", "split", "loss", "lr", "elapsed_s", "items_per_s", "tokens", "model", "length", "seed"}
+NOT_METRICS = {"step", "epoch", "split", "loss", "lr", "elapsed_s", "cpu_s", "items_per_s", "tokens", "windows", "model",
+               "length", "seed"}
 LAB_METRICS = ("accuracy", "mse", "copy_accuracy")
 METRIC_LABELS = {"accuracy": "held-out accuracy", "mse": "held-out MSE", "copy_accuracy": "accuracy on copied symbols",
                  "bpc": "bits per character", "ppl": "perplexity", "mae": "MAE", "rmse": "RMSE"}
@@ -226,23 +227,46 @@ def gradflow_section(page: Page, run_dir: Path, info: dict, prefix: str = "") ->
 
 
 # ----------------------------------------------------------------------------- forecasts
+def _forecast_history(run_dir: Path, keep: int):
+    """(times, {target: values}) of the series a forecaster run forecasts from, or None if it cannot be read."""
+    try:
+        from rnnlab.models.forecast_task import SavedForecaster
+
+        saved = SavedForecaster(run_dir)
+        source = str(saved.spec.get("source") or "")
+        series = saved.load(None if source.startswith("builtin:") else source)
+    except Exception:  # noqa: BLE001 - history is an extra: a moved CSV or an unfinished run leaves it out
+        return None
+    target = np.asarray(series.target, dtype=float).reshape(len(series.index), -1)[-keep:]
+    return list(series.index[-keep:]), {name: target[:, k] for k, name in enumerate(series.target_names)}
+
+
 def forecast_section(page: Page, run_dir: Path, info: dict, prefix: str = "") -> None:
-    """``forecast.csv`` with columns ``t`` (or ``step``), ``history``, ``forecast``, optional ``actual``,
-    ``lower``, ``upper`` (one row per time step; empty cells where a series has no value)."""
+    """``forecast.csv`` as ``rnnlab forecast predict`` writes it: ``time``, one column per target and, for
+    probabilistic models, ``<target>_lower`` / ``<target>_upper``; history from the run's own series."""
     rows = read_csv(run_dir / "forecast.csv")
     if not rows:
         return
-    xkey = "t" if "t" in rows[0] else "step" if "step" in rows[0] else None
-    xs = [number(r.get(xkey)) if xkey else float(i) for i, r in enumerate(rows)]
-    series = []
-    for key, name in (("history", "history"), ("actual", "actual (held out)"), ("forecast", "forecast")):
-        if key in rows[0]:
-            s = {"name": name, "x": xs, "y": [number(r.get(key)) for r in rows], "dash": key == "actual"}
-            if key == "forecast" and "lower" in rows[0] and "upper" in rows[0]:
-                s["lo"], s["hi"] = [number(r.get("lower")) for r in rows], [number(r.get("upper")) for r in rows]
-                s["name"] += " (band: prediction interval)"
-            series.append(s)
-    level = info.get("interval") or (info.get("config") or {}).get("interval")
-    html = (f'<p class="note">History, forecast and {escape(str(level)) + " " if level else ""}prediction interval.</p>'
-            + page.chart({"title": "forecast", "xlabel": xkey or "time step", "ylabel": "value", "series": series}))
-    page.add(f"{prefix}forecast", "Forecast", html)
+    columns = [c for c in rows[0] if c != "time"]
+    targets = [c for c in columns if not c.endswith(("_lower", "_upper"))]
+    history = _forecast_history(run_dir, keep=3 * len(rows))
+    level = (info.get("config") or {}).get("level")
+    charts = []
+    for name in targets[:4]:
+        series = []
+        if history is not None and name in history[1]:
+            values = history[1][name]
+            series.append({"name": "history", "x": list(range(-len(values) + 1, 1)),
+                           "y": [float(v) if np.isfinite(v) else None for v in values]})
+        forecast = {"name": "forecast", "x": list(range(1, len(rows) + 1)), "y": [number(r.get(name)) for r in rows]}
+        if f"{name}_lower" in rows[0] and f"{name}_upper" in rows[0]:
+            forecast["lo"] = [number(r.get(f"{name}_lower")) for r in rows]
+            forecast["hi"] = [number(r.get(f"{name}_upper")) for r in rows]
+            forecast["name"] += f" (band: {escape(str(level)) if level else ''} prediction interval)"
+        series.append(forecast)
+        charts.append(page.chart({"title": f"{name}: forecast from {rows[0].get('time', '?')} to "
+                                           f"{rows[-1].get('time', '?')}", "xlabel": "steps after the last observation",
+                                  "ylabel": name, "series": series}))
+    note = ('<p class="note">History (the end of the series the run forecasts from), the point forecast and, for a '
+            "probabilistic model, its prediction interval.</p>")
+    page.add(f"{prefix}forecast", "Forecast", note + '<div class="grid">' + "".join(charts) + "</div>")

@@ -38,7 +38,8 @@ def run(args: argparse.Namespace) -> int:
     numbers = run_demo(out, plan, progress=not args.no_progress, log=tqdm.write)
 
     gaps = [k for k in numbers["accuracy"][0] if k != "model"]
-    print("\nHeld-out accuracy on the long-gap cue task (chance 1/%d):" % plan.countries)
+    print(f"\nHeld-out accuracy on the long-gap cue task (chance 1/{plan.countries}; at most {plan.lab_steps} "
+          f"training steps each, equal parameter budget):")
     print(f"  {'model':<6}" + "".join(f"{g:>9}" for g in gaps))
     for row in numbers["accuracy"]:
         print(f"  {row['model']:<6}" + "".join(f"{row[g]:>9.3f}" if row[g] is not None else f"{'-':>9}" for g in gaps))
