@@ -171,6 +171,14 @@ def test_forecast_section(tmp_path):
     assert forecast["lo"] == [0, 1, 2, 3, 4] and forecast["hi"][4] == 5 and "0.8 prediction interval" in forecast["name"]
 
 
+def test_confusion_section(tmp_path):
+    d = run_json(tmp_path / "cls", "classify", results={"split": "test", "accuracy": 0.75, "class_names": ["a", "b"],
+                                                          "confusion": [[3, 1], [1, 3]]})
+    html = build_report(d).read_text()
+    assert "confusion" in section_ids(html)
+    assert "<tr><th>a</th>" in html and "accuracy 0.750" in html and "<td>0.750</td>" in html  # recall of a: 3/4
+
+
 def test_lm_gate_viewer_holds_the_models_gates(lm_dir):
     d, model, tok, html = lm_dir
     assert {"overview", "curves", "gates", "next"} <= set(section_ids(html))

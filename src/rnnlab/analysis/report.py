@@ -15,6 +15,7 @@ metric against gap         ``runs.json`` of a lab grid
 gradient flow              ``gradflow.csv`` (``rnnlab lab gradflow``)
 gate viewer, predictions   a language-model checkpoint with its tokenizer
 forecast                   ``forecast.csv``
+confusion matrix           ``results.confusion`` in run.json (``rnnlab classify``)
 figures                    ``*.png``
 =========================  =============================================================
 
@@ -144,6 +145,7 @@ def _run_sections(page: Page, run_dir: Path, info: dict, prefix: str = "", title
         if note:
             page.add(f"{prefix}pending", "Not yet available", f'<p class="note">{escape(note)}</p>')
     sections.forecast_section(page, run_dir, info, prefix)
+    sections.confusion_section(page, run_dir, info, prefix)
     _figures(page, run_dir, prefix)
     if len(page.sections) == before:
         page.add(f"{prefix}empty", "No results yet",

@@ -270,3 +270,29 @@ def forecast_section(page: Page, run_dir: Path, info: dict, prefix: str = "") ->
     note = ('<p class="note">History (the end of the series the run forecasts from), the point forecast and, for a '
             "probabilistic model, its prediction interval.</p>")
     page.add(f"{prefix}forecast", "Forecast", note + '<div class="grid">' + "".join(charts) + "</div>")
+
+
+# ----------------------------------------------------------------------------- classification
+def confusion_section(page: Page, run_dir: Path, info: dict, prefix: str = "") -> None:
+    """run.json ``results.confusion`` (rows: true class, columns: predicted) with ``class_names``, as a
+    table shaded by each row's share, plus per-class recall."""
+    results = info.get("results") if isinstance(info.get("results"), dict) else {}
+    matrix, names = results.get("confusion"), results.get("class_names")
+    if not (isinstance(matrix, list) and matrix and all(isinstance(r, list) and len(r) == len(matrix) for r in matrix)):
+        return
+    names = [str(n) for n in names] if isinstance(names, list) and len(names) == len(matrix) else \
+        [str(k) for k in range(len(matrix))]
+    head = "".join(f"<th>{escape(n)}</th>" for n in names)
+    body = []
+    for name, row in zip(names, matrix):
+        total = sum(v for v in row if isinstance(v, (int, float))) or 1
+        cells = "".join(f'<td style="background:rgba(76,114,176,{(v or 0) / total:.3f})">{escape(str(v))}</td>'
+                        for v in row)
+        recall = row[names.index(name)] / total if isinstance(row[names.index(name)], (int, float)) else 0.0
+        body.append(f"<tr><th>{escape(name)}</th>{cells}<td>{recall:.3f}</td></tr>")
+    accuracy = number(results.get("accuracy"))
+    note = (f'<p class="note">{escape(str(results.get("split", "test")))} split'
+            f'{f", accuracy {accuracy:.3f}" if accuracy is not None else ""}; rows: true class, columns: '
+            f"predicted class, shaded by the share of the row.</p>")
+    page.add(f"{prefix}confusion", "Confusion matrix",
+             note + f"<table><tr><th>true \\ predicted</th>{head}<th>recall</th></tr>{''.join(body)}</table>")
