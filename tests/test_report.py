@@ -3,6 +3,7 @@ import base64
 import csv
 import json
 import re
+import shutil
 
 import numpy as np
 import pytest
@@ -115,6 +116,17 @@ def test_partial_run_reports_what_it_has(tmp_path, capsys):
     assert "curves" in section_ids(html) and "pending" in section_ids(html)  # no checkpoint yet: said so
     loss = page_data(html)["charts"][0]
     assert {s["name"]: s["y"] for s in loss["series"]} == {"train loss": [3.2], "valid loss": [2.9]}
+
+
+def test_lm_run_whose_corpus_moved_reports_the_rest(lm_dir, tmp_path):
+    d, _, _, _ = lm_dir
+    moved = tmp_path / "moved"
+    shutil.copytree(d, moved)
+    info = json.loads((moved / "run.json").read_text())
+    info["config"]["data"] = str(tmp_path / "gone.txt")
+    (moved / "run.json").write_text(json.dumps(info))
+    html = build_report(moved).read_text()
+    assert "curves" in section_ids(html) and "pending" in section_ids(html) and "cannot be read" in html
 
 
 def test_run_with_only_its_description_says_no_results(tmp_path):

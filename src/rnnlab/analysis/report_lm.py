@@ -197,11 +197,21 @@ def predictions_section(page: Page, model, tokenizer, prompts: list[tuple[str, s
 
 def lm_sections(page: Page, run_dir: Path, info: dict, prefix: str = "", *, prompts=None) -> str | None:
     """Gate viewer + predictions for an LM run; returns a note when they cannot be shown (else None)."""
-    loaded = load_language_model(run_dir)
+    from rnnlab.errors import RnnlabError
+
+    try:
+        loaded = load_language_model(run_dir)
+    except RnnlabError as error:  # a damaged checkpoint: report the rest, say why this part is missing
+        return f"The checkpoint cannot be used ({error}); the gate viewer and the predictions need it."
     if loaded is None:
         return "No checkpoint yet: the gate viewer and the predictions need a saved model."
     model, tokenizer = loaded
-    text, source = heldout_text(info)
+    try:
+        text, source = heldout_text(info)
+    except (RnnlabError, OSError) as error:  # e.g. a relative --data path read from another directory
+        return f"The training text cannot be read ({error}); the gate viewer and the predictions show held-out text."
+    if len(encode(tokenizer, text)) < 2:
+        return "The held-out text is too short to show the gates or predictions."
     gates_section(page, model, tokenizer, text, source, prefix=prefix)
     pairs = [(p, None) for p in prompts] if prompts else prompts_from_text(text)
     start = encode(tokenizer, pairs[0][0])[-200:] if pairs else encode(tokenizer, text[:50])
