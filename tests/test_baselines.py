@@ -57,6 +57,20 @@ def test_linear_baseline_is_exact_on_lines():
         LinearBaseline(L, H)(x)
 
 
+def test_ridge_is_picked_on_validation_windows():
+    # Targets independent of the window: the strongest shrinkage predicts best on held-out windows.
+    gen = torch.Generator().manual_seed(0)
+    train = [{"x": torch.randn(200, 30, 1, generator=gen), "y": torch.randn(200, 2, 1, generator=gen)}]
+    valid = [{"x": torch.randn(200, 30, 1, generator=gen), "y": torch.randn(200, 2, 1, generator=gen)}]
+    model = LinearBaseline(30, 2).fit(train, 1, valid=valid, ridges=(1e-6, 1e-2, 10.0))
+    assert model.ridge == 10.0
+    # A noiseless line: the weakest shrinkage wins.
+    t = torch.arange(12.0)
+    lines = torch.stack([a + b * t for a, b in torch.randn(50, 2, generator=gen)]).unsqueeze(-1)
+    batch = {"x": lines[:, :10], "y": lines[:, 10:]}
+    assert LinearBaseline(10, 2).fit([batch], 1, valid=[batch], ridges=(1e-8, 1e-2, 10.0)).ridge == 1e-8
+
+
 def test_evaluate_baselines_uses_the_same_test_windows():
     t = np.arange(120, dtype=float)
     df = pd.DataFrame({"date": pd.date_range("2020-01-01", periods=120, freq="D"), "y": t % 7})

@@ -125,3 +125,27 @@ def test_japanese_vowels_shape():
     lengths = [len(s) for s in train.sequences + test.sequences]
     assert (min(lengths), max(lengths)) == (7, 29)
     assert np.bincount(train.labels).tolist() == [30] * 9
+
+
+def test_cli_train_predict_from_csv(tmp_path, capsys):
+    from rnnlab.cli import main
+
+    task = make_task()
+    for split, name in (("train", "train.csv"), ("test", "test.csv")):
+        data = task.splits[split]
+        frame = pd.concat([pd.DataFrame({"id": i, "label": data.class_names[data.labels[i]], "a": s[:, 0],
+                                         "b": s[:, 1]}) for i, s in enumerate(data.sequences)])
+        frame.to_csv(tmp_path / name, index=False)
+    run = tmp_path / "run"
+    code = main(["classify", "train", "--csv", str(tmp_path / "train.csv"), "--test-csv", str(tmp_path / "test.csv"),
+                 "--epochs", "2", "--hidden", "8", "--no-progress", "--out", str(run)])
+    assert code == 0 and "test accuracy" in capsys.readouterr().out
+    assert (run / "confusion.png").exists()
+    code = main(["classify", "predict", str(run), "--csv", str(tmp_path / "test.csv"), "--label", "label"])
+    table = pd.read_csv(run / "predictions.csv")
+    assert code == 0 and len(table) == 20 and set(table["predicted"]) <= {"down", "up"}
+    pd.DataFrame({"id": [0, 0], "a": [1.0, 2.0]}).to_csv(tmp_path / "narrow.csv", index=False)
+    code = main(["classify", "predict", str(run), "--csv", str(tmp_path / "narrow.csv"), "--out",
+                 str(tmp_path / "p.csv")])
+    err = capsys.readouterr().err
+    assert code == 2 and "trained on 2 features; the data has 1" in err and err.count("\n") == 1

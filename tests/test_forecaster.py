@@ -166,3 +166,48 @@ def test_save_load_and_predict_from_csv(tmp_path):
         saved.load(df.rename(columns={"y": "load"}))
     with pytest.raises(DataError, match="look-back of 24"):
         saved.load(df.iloc[:10])
+
+
+def cli(capsys, *argv):
+    from rnnlab.cli import main
+
+    code = main(list(argv))
+    captured = capsys.readouterr()
+    return code, captured.out, captured.err
+
+
+def test_cli_train_predict_and_bad_inputs(tmp_path, capsys):
+    df, _ = sine_data(n=240)
+    df["load"] = np.arange(240) % 7
+    csv = tmp_path / "s.csv"
+    df.to_csv(csv, index=False)
+    run = tmp_path / "run"
+    code, out, _ = cli(capsys, "forecast", "train", "--csv", str(csv), "--target", "y", "--past", "load",
+                       "--horizon", "6", "--lookback", "24", "--epochs", "1", "--output", "gaussian",
+                       "--hidden", "8", "--no-progress", "--out", str(run))
+    assert code == 0 and "seasonal_naive" not in out and "naive" in out  # no --period: no seasonal naive
+    info = __import__("json").loads((run / "run.json").read_text())
+    assert info["kind"] == "forecast" and set(info["results"]) == {"model", "naive", "linear"}
+    assert (run / "test_forecast.png").stat().st_size > 1000
+    code, out, _ = cli(capsys, "forecast", "predict", str(run), "--csv", str(csv))
+    table = pd.read_csv(run / "forecast.csv")
+    assert code == 0 and list(table.columns) == ["time", "y", "y_lower", "y_upper"] and len(table) == 6
+    assert (run / "forecast.png").exists()
+    df.drop(columns="load").to_csv(tmp_path / "other.csv", index=False)
+    train = ["train", "--csv", str(csv), "--out", str(tmp_path / "new")]
+    bad = {
+        "missing target": (train + ["--target", "nope", "--horizon", "6", "--lookback", "24"],
+                           "target column 'nope' not found"),
+        "horizon 0": (train + ["--target", "y", "--horizon", "0", "--lookback", "24"], "horizon must be a positive"),
+        "too short": (train + ["--target", "y", "--horizon", "6", "--lookback", "200"], "fewer than lookback"),
+        "run exists": (["train", "--csv", str(csv), "--target", "y", "--horizon", "6", "--lookback", "24", "--out",
+                        str(run)], "already holds a run"),
+        "output exists": (["predict", str(run), "--csv", str(csv)], "already exists"),
+        "columns differ": (["predict", str(run), "--csv", str(tmp_path / "other.csv"), "--out",
+                            str(tmp_path / "p.csv")], "lacks columns ['load']"),
+    }
+    for name, (args, message) in bad.items():
+        code, _, err = cli(capsys, "forecast", *args)
+        assert code == 2, name
+        assert message in err and err.count("\n") == 1 and "Traceback" not in err, (name, err)
+    assert not (tmp_path / "new").exists()  # a failed start leaves no run directory behind

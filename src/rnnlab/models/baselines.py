@@ -6,7 +6,8 @@ All take the look-back window of the targets ``x (B, L, C)`` and return ``(B, H,
     seasonal naive  f[h] = x[L - m + (h mod m)]                     (same phase, last season)
     linear          f = W x + b, one map R^L -> R^H shared by all channels (DLinear's
                     "channel-independent" setting), fitted by ridge least squares in closed form:
-                    W = (X^T X + lambda I)^-1 X^T Y over every training window and channel.
+                    W = (X^T X + lambda N I)^-1 X^T Y over all N training windows and channels,
+                    lambda picked on the validation windows.
     linear + decomposition (DLinear, Zeng et al. 2023): features [x - MA_k(x), MA_k(x)] where MA_k
                     is a moving average of width k with the window's ends repeated as padding.
 
@@ -76,8 +77,12 @@ class LinearBaseline:
         rows = x.permute(0, 2, 1).reshape(-1, x.shape[1])  # (B*C, F)
         return torch.cat([rows, torch.ones(len(rows), 1, dtype=rows.dtype)], dim=1)
 
-    def fit(self, batches, n_targets: int) -> LinearBaseline:
-        """Accumulate ``X^T X`` and ``X^T Y`` over every batch (dicts with ``x`` and ``y``), then solve."""
+    def fit(self, batches, n_targets: int, *, valid=None, ridges=(1e-4, 1e-3, 1e-2, 1e-1, 1.0)) -> LinearBaseline:
+        """Accumulate ``X^T X`` and ``X^T Y`` over every batch (dicts with ``x`` and ``y``), then solve.
+
+        With ``valid`` batches, the penalty is picked from ``ridges`` by validation MSE (the sums are
+        accumulated once; each candidate costs one solve); otherwise ``self.ridge`` is used.
+        """
         gram = xty = None
         count = 0
         for batch in batches:
@@ -88,9 +93,20 @@ class LinearBaseline:
             count += len(feats)
         if gram is None:
             raise DataError("no training windows to fit the linear baseline on")
-        penalty = self.ridge * count * torch.eye(len(gram), dtype=gram.dtype)
-        penalty[-1, -1] = 0.0  # the bias is not shrunk
-        self.weight = torch.linalg.solve(gram + penalty, xty)
+        candidates = {}
+        for ridge in (ridges if valid is not None else (self.ridge,)):
+            penalty = ridge * count * torch.eye(len(gram), dtype=gram.dtype)
+            penalty[-1, -1] = 0.0  # the bias is not shrunk
+            candidates[ridge] = torch.linalg.solve(gram + penalty, xty)
+        if valid is not None:
+            errors = dict.fromkeys(candidates, 0.0)
+            for batch in valid:
+                feats = self.features(batch["x"][..., :n_targets])
+                y = batch["y"].double().permute(0, 2, 1).reshape(-1, self.horizon)
+                for ridge, weight in candidates.items():
+                    errors[ridge] += float(((feats @ weight - y) ** 2).sum())
+            self.ridge = min(errors, key=errors.get)
+        self.weight = candidates[self.ridge]
         return self
 
     def __call__(self, x: Tensor) -> Tensor:
@@ -107,11 +123,13 @@ class LinearBaseline:
 
 
 def evaluate_baselines(data, split: str = "test", *, period: int | None = None, linear: bool = True,
-                       batch_size: int = 512) -> dict[str, Tensor]:
+                       decomposition: bool = False, batch_size: int = 512) -> dict[str, Tensor]:
     """Predictions of every baseline on all windows of ``split`` of a ``ForecastData``.
 
-    Returns ``{"target": (N, H, C), "naive": ..., "seasonal_naive": ..., "linear": ...,
-    "dlinear": ...}`` in scaled units; windows are in chronological order.
+    Returns ``{"target": (N, H, C), "naive": ..., "seasonal_naive": ..., "linear": ...}`` (and
+    ``"dlinear"`` with ``decomposition``) in scaled units; windows in chronological order. The
+    linear maps are fitted on the training windows, their ridge penalty picked on the validation
+    windows when the data has a "valid" split.
     """
     C = data.n_targets
     out: dict[str, list] = {"target": [], "naive": []}
@@ -119,9 +137,11 @@ def evaluate_baselines(data, split: str = "test", *, period: int | None = None, 
     if period is not None:
         out["seasonal_naive"] = []
     if linear:
-        for name, decomposition in (("linear", False), ("dlinear", True)):
-            models[name] = LinearBaseline(data.lookback, data.horizon, decomposition=decomposition).fit(
-                data.batches("train", batch_size=batch_size), C)
+        variants = (("linear", False), ("dlinear", True)) if decomposition else (("linear", False),)
+        for name, decompose in variants:
+            valid = data.batches("valid", batch_size=batch_size) if "valid" in data.splits else None
+            models[name] = LinearBaseline(data.lookback, data.horizon, decomposition=decompose).fit(
+                data.batches("train", batch_size=batch_size), C, valid=valid)
             out[name] = []
     for batch in data.batches(split, batch_size=batch_size):
         x = batch["x"][..., :C]
