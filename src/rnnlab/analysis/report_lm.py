@@ -215,7 +215,7 @@ def lm_sections(page: Page, run_dir: Path, info: dict, prefix: str = "", *, prom
     gates_section(page, model, tokenizer, text, source, prefix=prefix)
     pairs = [(p, None) for p in prompts] if prompts else prompts_from_text(text)
     start = encode(tokenizer, pairs[0][0])[-200:] if pairs else encode(tokenizer, text[:50])
-    generated = model.generate(start, 300 if tokenizer.level == "char" else 60, temperature=0.8, seed=0)
+    generated = model.generate(start, 200 if tokenizer.level == "char" else 50, temperature=0.8, seed=0)
     sample = tokenizer.decode(start[-60:]) + "▌" + tokenizer.decode(generated)
     predictions_section(page, model, tokenizer, pairs, prefix=prefix, sample=sample)
     return None
