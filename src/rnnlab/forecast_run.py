@@ -23,7 +23,7 @@ from rnnlab.checkpoint import prepare_run_dir, update_run_json
 from rnnlab.data.builtin_series import SEASONAL_PERIOD, load_builtin
 from rnnlab.data.series import load_series
 from rnnlab.data.series_windows import ForecastData, ratio_split
-from rnnlab.errors import RunDirError
+from rnnlab.errors import ConfigError, RunDirError
 from rnnlab.models.baselines import evaluate_baselines
 from rnnlab.models.forecast_task import ForecastTask, SavedForecaster, evaluate_split, original_scale_metrics
 from rnnlab.models.forecaster import Forecaster, ForecasterConfig
@@ -50,6 +50,9 @@ def train_run(out, series, source: str, model_config: dict, train_config: TrainC
         data.starts(split)
     config = ForecasterConfig(n_targets=data.n_targets, n_past=data.n_past, n_calendar=data.n_calendar,
                               **model_config)
+    if config.output == "quantile" and abs(config.quantiles[-1] - config.quantiles[0] - level) > 1e-6:
+        raise ConfigError(f"the quantiles {config.quantiles} give a {config.quantiles[-1] - config.quantiles[0]:.0%} "
+                          f"interval; got level {level}")
     if period is None:
         period = SEASONAL_PERIOD.get(source.split(":", 1)[-1], 1) if source.startswith("builtin:") else 1
     run = prepare_run_dir(out, kind="forecast", command=command,
