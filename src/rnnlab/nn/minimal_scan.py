@@ -27,12 +27,8 @@ from rnnlab.nn.scan import _scan_forward
 
 def _g_parts(x: Tensor) -> tuple[Tensor, Tensor]:
     """``g(x)`` and ``t = sigmoid(min(x, 0))`` (kept for the derivative)."""
-    t = torch.sigmoid(x.clamp(max=0.0))
-    return t + x.clamp(min=0.0), t
-
-
-def _g_prime(t: Tensor, nonneg: Tensor) -> Tensor:
-    return torch.ops.aten.sigmoid_backward(torch.ones_like(t), t).masked_fill_(nonneg, 1.0)
+    t = x.clamp(max=0.0).sigmoid_()
+    return x.clamp(min=0.0).add_(t), t
 
 
 class _GatedScan(torch.autograd.Function):
@@ -45,8 +41,7 @@ class _GatedScan(torch.autograd.Function):
             k_f, k_i, k_n = proj.chunk(3, dim=-1)
             s = torch.sigmoid(F.softplus(-k_f) - F.softplus(-k_i))
         g, t = _g_parts(k_n)
-        a, b = 1.0 - s, s * g
-        h = _scan_forward(a, b, h0, chunk)
+        h = _scan_forward(1.0 - s, s * g, h0, chunk)
         ctx.kind, ctx.chunk = kind, chunk
         ctx.save_for_backward(proj if kind == "lstm" else None, h0, s, g, t, k_n >= 0, h)
         return h
@@ -54,25 +49,34 @@ class _GatedScan(torch.autograd.Function):
     @staticmethod
     @once_differentiable
     def backward(ctx, grad_h: Tensor):
+        # Full (T, B, H) temporaries are few and reused: at T in the thousands each one costs page
+        # faults comparable to its arithmetic.
         proj, h0, s, g, t, nonneg, h = ctx.saved_tensors
-        a = 1.0 - s
-        a_next = torch.cat([a[1:], a.new_zeros((1,) + a.shape[1:])])
+        hidden = s.shape[-1]
+        a_next = torch.empty_like(s)  # a_{t+1} = 1 - s_{t+1}, 0 past the end
+        a_next[:-1].copy_(s[1:]).neg_().add_(1.0)
+        a_next[-1] = 0.0
         lam = _scan_forward(a_next, grad_h.contiguous(), None, ctx.chunk, reverse=True)  # dL/db_t, (T, B, H)
-        da = torch.empty_like(lam)  # l_t * h_{t-1}
-        torch.mul(lam[1:], h[:-1], out=da[1:])
+        d_h0 = None if h0 is None or not ctx.needs_input_grad[1] else (1.0 - s[0]) * lam[0]
+        ds = a_next  # reuse: ds = db g - da = l_t g_t - l_t h_{t-1}
+        torch.mul(lam[1:], h[:-1], out=ds[1:])
         if h0 is None:
-            da[0] = 0.0
+            ds[0] = 0.0
         else:
-            torch.mul(lam[0], h0, out=da[0])
-        ds = torch.addcmul(-da, lam, g)  # db g - da
-        d_inner = torch.ops.aten.sigmoid_backward(ds, s)  # dk_z (GRU) or dd (LSTM)
-        dk_n = lam * s * _g_prime(t, nonneg)
+            torch.mul(lam[0], h0, out=ds[0])
+        ds.neg_().addcmul_(lam, g)
+        d_proj = s.new_empty(*s.shape[:-1], (2 if ctx.kind == "gru" else 3) * hidden)
         if ctx.kind == "gru":
-            d_proj = torch.cat([d_inner, dk_n], dim=-1)
+            torch.ops.aten.sigmoid_backward.grad_input(ds, s, grad_input=d_proj[..., :hidden])  # dk_z
         else:
+            dd = torch.ops.aten.sigmoid_backward.grad_input(ds, s, grad_input=ds)
             k_f, k_i, _ = proj.chunk(3, dim=-1)
-            d_proj = torch.cat([-d_inner * torch.sigmoid(-k_f), d_inner * torch.sigmoid(-k_i), dk_n], dim=-1)
-        d_h0 = None if h0 is None or not ctx.needs_input_grad[1] else a[0] * lam[0]
+            torch.mul(dd, torch.sigmoid(-k_f), out=d_proj[..., :hidden]).neg_()
+            torch.mul(dd, torch.sigmoid(-k_i), out=d_proj[..., hidden: 2 * hidden])
+        lam.mul_(s)  # dL/dg = l s;  dk_n = l s g'(k_n)
+        dk_n = d_proj[..., -hidden:]
+        torch.ops.aten.sigmoid_backward.grad_input(lam, t, grad_input=dk_n)
+        torch.where(nonneg, lam, dk_n, out=dk_n)
         return d_proj, d_h0, None, None
 
 

@@ -67,23 +67,24 @@ def _scan_forward(a: Tensor, b: Tensor, h0: Tensor | None, chunk: int | None, re
     if pad:  # a = 1, b = 0 past the end: the valid steps do not see it (and h0 passes unchanged)
         a = torch.cat([a, a.new_ones((pad,) + a.shape[1:])])
         b = torch.cat([b, b.new_zeros((pad,) + b.shape[1:])])
-    a_c = a.view(n, size, *a.shape[1:]).transpose(0, 1)  # (C, N, ...): position-major slabs
-    b_c = b.view(n, size, *b.shape[1:]).transpose(0, 1)
-    local = torch.empty_like(b_c)  # scan of each chunk from a zero state
+    # (N, C, ...): chunk-major, so the result is already in time order. Position j of every chunk is
+    # the strided slab [:, j]; ``h`` holds the chunk-local scans, then (in place) the answer.
+    a_c, b_c = a.view(n, size, *a.shape[1:]), b.view(n, size, *b.shape[1:])
+    h = torch.empty_like(b_c)
     decay = torch.empty_like(a_c)  # prod of a from the chunk's entry up to each position
     first, last, step = (size - 1, 0, -1) if reverse else (0, size - 1, 1)
-    local[first], decay[first] = b_c[first], a_c[first]
+    h[:, first], decay[:, first] = b_c[:, first], a_c[:, first]
     for j in range(first + step, last + step, step):
-        torch.addcmul(b_c[j], a_c[j], local[j - step], out=local[j])
-        torch.mul(a_c[j], decay[j - step], out=decay[j])
+        torch.addcmul(b_c[:, j], a_c[:, j], h[:, j - step], out=h[:, j])
+        torch.mul(a_c[:, j], decay[:, j - step], out=decay[:, j])
     # Chain the chunks: carry[k] is the state entering chunk k (from the left, or the right).
-    carry = torch.empty_like(local[0])  # (N, ...)
+    carry = torch.empty_like(h[:, 0])  # (N, ...)
     state = torch.zeros_like(b[0]) if h0 is None else h0
     for k in (range(n - 1, -1, -1) if reverse else range(n)):
         carry[k] = state
-        state = torch.addcmul(local[last, k], decay[last, k], state)
-    h = torch.addcmul(local, decay, carry.unsqueeze(0))  # (C, N, ...)
-    h = h.transpose(0, 1).reshape(n * size, *b.shape[1:])
+        state = torch.addcmul(h[k, last], decay[k, last], state)
+    h.addcmul_(decay, carry.unsqueeze(1))
+    h = h.view(n * size, *b.shape[1:])
     return h[:steps] if pad else h
 
 
