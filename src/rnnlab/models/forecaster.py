@@ -173,11 +173,12 @@ class Forecaster(nn.Module):
             raise InputShapeError(f"expected x of shape (B, lookback={c.lookback}, inputs={c.n_inputs}) "
                                   f"[targets {c.n_targets} + past {c.n_past} + calendar {c.n_calendar}]; "
                                   f"got {tuple(x.shape)}")
-        if c.n_calendar:
-            if future is None or tuple(future.shape) != (x.shape[0], c.horizon, c.n_calendar):
-                raise InputShapeError(f"expected future calendar features of shape ({x.shape[0]}, {c.horizon}, "
-                                      f"{c.n_calendar}); got {None if future is None else tuple(future.shape)}")
-        return x.new_zeros(x.shape[0], c.horizon, 0) if future is None else future
+        if future is None and not c.n_calendar:
+            return x.new_zeros(x.shape[0], c.horizon, 0)
+        if future is None or tuple(future.shape) != (x.shape[0], c.horizon, c.n_calendar):
+            raise InputShapeError(f"expected future calendar features of shape ({x.shape[0]}, {c.horizon}, "
+                                  f"{c.n_calendar}); got {None if future is None else tuple(future.shape)}")
+        return future
 
     def forward(self, x: Tensor, future: Tensor | None = None) -> Tensor:
         """``x (B, L, C+P+K)``, ``future (B, H, K)`` -> parameters ``(B, H, C, Q)``."""
