@@ -131,3 +131,16 @@ def test_bad_prompts_and_sampling_options(run, capsys):
     fails(capsys, ["generate", str(run / "run"), "--prompt", "the", "--temperature", "-0.5"],
           "temperature must be >= 0")
     fails(capsys, ["generate", str(run / "run"), "--prompt", "", "--max-tokens", "3"], "has no tokens")
+
+
+def test_window_mlp_and_gru_models_train_and_predict(run, capsys):
+    for model in ("mlp", "gru"):
+        out = run / f"run-{model}"
+        assert main(["train", "lm", "--data", str(run / "corpus.txt"), "--out", str(out), "--model", model,
+                     "--max-steps", "5", *SMALL]) == 0
+        capsys.readouterr()
+        assert main(["next", str(out), "the", "--top-k", "2"]) == 0
+        assert len(capsys.readouterr().out.strip().splitlines()) == 2
+    fails(capsys, ["train", "lm", "--data", str(run / "corpus.txt"), "--out", str(run / "bad-model"),
+                   "--model", "transformer", *SMALL], "--model must be mlp or one of")
+    assert not (run / "bad-model").exists()

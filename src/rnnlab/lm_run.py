@@ -72,6 +72,10 @@ class LMRunConfig:
             if values[key] is None:
                 values[key] = default
         values["split"] = tuple(values["split"])
+        from rnnlab.nn import RECURRENT
+
+        if self.model != "mlp" and self.model not in RECURRENT:  # checked before any file is written
+            raise ConfigError(f"--model must be mlp or one of {sorted(RECURRENT)}, got {self.model!r}")
         return LMRunConfig(**values)
 
 
