@@ -119,6 +119,9 @@ def test_each_lab_command_runs_end_to_end(tmp_path, task, lengths, capsys):
     assert run["format"] == "rnnlab-run" and run["kind"] == "lab" and run["config"]["task"] == task
     assert (out / "metrics.csv").exists() and (out / "summary.md").read_text().startswith(f"Task `{task}`")
     assert list(out.glob("*.png"))
+    from rnnlab.lab_report import load_results, summary_markdown
+
+    assert summary_markdown(load_results(out)) == (out / "summary.md").read_text()  # JSON round trip
 
 
 def test_gradflow_command_writes_norms_factors_and_plots(tmp_path):

@@ -100,3 +100,18 @@ def largest_solved(results, model: str) -> int | None:
         if runs and all(r.solved for r in runs):
             best = n
     return best
+
+
+def load_results(path: str | Path) -> list:
+    """Read a grid's ``runs.json`` (or its directory) back into ``RunResult`` rows."""
+    import json
+
+    from rnnlab.errors import RunDirError
+    from rnnlab.lab import RunResult
+
+    path = Path(path)
+    path = path / "runs.json" if path.is_dir() else path
+    if not path.exists():
+        raise RunDirError(f"no lab results at {path} (expected the runs.json a lab grid writes)")
+    return [RunResult(**{**row, "curve": [tuple(point) for point in row.get("curve", [])]})
+            for row in json.loads(path.read_text())]
