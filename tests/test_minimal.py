@@ -243,6 +243,16 @@ def test_unbatched_input(layer_class):
     torch.testing.assert_close(h_n, want_h.squeeze(1))
 
 
+def test_forget_bias_sets_the_initial_keep_coefficient(layer_class):
+    layer = layer_class(3, 4, num_layers=2, forget_bias=3.0)
+    for lay in range(2):
+        cell = layer.bound_cell(lay, 0)
+        a, _ = cell.coefficients(cell.bias_ih.unsqueeze(0))  # input x = 0
+        torch.testing.assert_close(a, torch.full_like(a, torch.sigmoid(torch.tensor(3.0)).item()))
+    with pytest.raises(ConfigError, match="forget_bias"):
+        layer_class(3, 4, bias=False, forget_bias=1.0)
+
+
 def test_registered_by_name_for_models():
     from rnnlab.nn import RECURRENT, build_recurrent
 
@@ -287,8 +297,8 @@ def test_bad_input_raises_typed_errors(layer_class):
         layer(x, (torch.zeros(2, 2, 4), torch.zeros(2, 2, 4)))
     with pytest.raises(ConfigError, match="scan"):
         layer_class(3, 4, scan="fast")
-    with pytest.raises(ConfigError, match="forget_bias"):
-        layer_class(3, 4, forget_bias=1.0)
+    with pytest.raises(ConfigError, match="backend"):
+        layer_class(3, 4, backend="fused")
     with pytest.raises(ConfigError):
         layer_class(3, 0)
     with pytest.raises(ConfigError):

@@ -165,7 +165,8 @@ class _MinimalLayer(torch.nn.Module):
 
     def __init__(self, input_size: int, hidden_size: int, num_layers: int = 1, bias: bool = True,
                  batch_first: bool = False, dropout: float = 0.0, bidirectional: bool = False, *,
-                 scan: str = "auto", device=None, dtype=None, **unknown) -> None:
+                 scan: str = "auto", forget_bias: float | None = None, device=None, dtype=None,
+                 **unknown) -> None:
         super().__init__()
         if unknown:  # e.g. forget_bias or backend meant for an LSTM: reject rather than ignore
             raise ConfigError(f"{type(self).__name__} does not take option(s) {sorted(unknown)}; its options are "
@@ -179,7 +180,9 @@ class _MinimalLayer(torch.nn.Module):
             raise ConfigError(f"scan must be one of {SCANS}; got {scan!r}")
         self.input_size, self.hidden_size, self.num_layers = input_size, hidden_size, num_layers
         self.bias, self.batch_first, self.dropout = bias, batch_first, float(dropout)
-        self.bidirectional, self.scan = bidirectional, scan
+        if forget_bias is not None and (not bias or not isinstance(forget_bias, (int, float))):
+            raise ConfigError(f"forget_bias needs bias=True and a number; got forget_bias={forget_bias!r}, bias={bias}")
+        self.bidirectional, self.scan, self.forget_bias = bidirectional, scan, forget_bias
         for layer in range(num_layers):
             for direction in range(self.num_directions):
                 for name, shape in self.cell_class.shapes_for(self._layer_input(layer), hidden_size, bias).items():
@@ -199,8 +202,25 @@ class _MinimalLayer(torch.nn.Module):
         return self.input_size if layer == 0 else self.num_directions * self.hidden_size
 
     def reset_parameters(self) -> None:
-        """PyTorch's recurrent-layer init: every tensor ~ U(-1/sqrt(H), 1/sqrt(H))."""
+        """PyTorch's recurrent-layer init: every tensor ~ U(-1/sqrt(H), 1/sqrt(H)); then ``forget_bias``.
+
+        With the paper's init the keep coefficient ``a_t`` starts near 1/2, so a signal fades as
+        ``2^-gap`` and nothing reaches back 50 steps. ``forget_bias=b`` sets the gate biases so that
+        ``a_t`` starts near ``sigmoid(b)`` (the role of the LSTM's forget-gate bias): minGRU
+        ``b_z = -b``; minLSTM ``b_f = b``, ``b_i = -b`` (then ``f' = sigmoid(b)`` exactly at ``x = 0``).
+        """
         rinit.torch_uniform_(list(self.parameters()), self.hidden_size)
+        if getattr(self, "forget_bias", None) is None:
+            return
+        h = self.hidden_size
+        with torch.no_grad():
+            for name, tensor in self.named_parameters():
+                if name.startswith("bias_ih"):
+                    if self.cell_class is MinGRUCell:
+                        tensor[:h].fill_(-self.forget_bias)
+                    else:
+                        tensor[:h].fill_(self.forget_bias)
+                        tensor[h: 2 * h].fill_(-self.forget_bias)
 
     def bound_cell(self, layer: int, direction: int) -> _MinimalCell:
         """The cell of ``(layer, direction)``, sharing this layer's tensors (for stepping or ``unroll``)."""
