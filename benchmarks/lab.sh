@@ -5,7 +5,7 @@
 #
 # Runs `rnnlab lab gap|copy` and `rnnlab lab gradflow|adding|order` as two streams in parallel, one
 # torch thread each (the reference machine has 2 cores), logs each command and its wall time, then
-# copies every summary, runs.csv and plot into benchmarks/results/lab/.
+# copies every summary, runs.csv and plot into benchmarks/results/lab/ (benchmarks/lab_collect.py).
 set -euo pipefail
 OUT=${1:-runs/lab-$(date +%Y%m%d-%H%M%S)}
 RESULTS=$(dirname "$0")/results/lab
@@ -25,14 +25,5 @@ date -u +"started %Y-%m-%dT%H:%M:%SZ" > "$OUT/walltimes.txt"
 wait
 date -u +"finished %Y-%m-%dT%H:%M:%SZ" >> "$OUT/walltimes.txt"
 
-for name in gap order copy gradflow adding; do
-    for file in "$OUT/$name"/*.png "$OUT/$name/summary.md" "$OUT/$name"/runs.csv "$OUT/$name"/gradflow_factors.csv; do
-        [ -e "$file" ] || continue
-        base=$(basename "$file")
-        case $base in "${name}"_*) dest=$base ;; *) dest=${name}_$base ;; esac
-        cp "$file" "$RESULTS/$dest"
-    done
-    cp "$OUT/$name.log" "$RESULTS/$name.log"
-done
-cp "$OUT/walltimes.txt" "$OUT/commands.txt" "$RESULTS/"
+python "$(dirname "$0")/lab_collect.py" "$OUT" --results "$RESULTS"
 echo "results in $RESULTS"

@@ -1,0 +1,46 @@
+"""Copy a lab benchmark run's summaries, runs.csv and plots into benchmarks/results/lab/.
+
+    python benchmarks/lab_collect.py RUN_DIR [--results benchmarks/results/lab]
+
+RUN_DIR holds one output directory per grid (gap/, adding/, ..., as benchmarks/lab.sh writes). A
+grid cut short (no summary.md yet) gets its summary and plots rebuilt from runs.json.
+"""
+from __future__ import annotations
+
+import argparse
+import shutil
+import tempfile
+from pathlib import Path
+
+from rnnlab.lab_report import load_results, plot_grid, summary_markdown
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("run_dir", type=Path)
+    parser.add_argument("--results", type=Path, default=Path(__file__).parent / "results" / "lab")
+    args = parser.parse_args()
+    args.results.mkdir(parents=True, exist_ok=True)
+    for grid in sorted(p for p in args.run_dir.iterdir() if (p / "runs.json").exists()):
+        name = grid.name
+        if not (grid / "summary.md").exists() and name != "gradflow":  # cut short: rebuild from runs.json
+            results = load_results(grid)
+            summary = summary_markdown(results)
+            with tempfile.TemporaryDirectory() as tmp:  # plots are named by task: keep grids apart
+                for plot in plot_grid(results, tmp):
+                    shutil.move(plot, args.results / f"{name}_{plot.name.split('_', 1)[1]}")
+            (args.results / f"{name}_summary.md").write_text("(grid cut short; rebuilt from runs.json)\n\n" + summary)
+        else:
+            for path in [*grid.glob("*.png"), grid / "summary.md"]:
+                base = path.name if path.name.startswith(f"{name}_") else f"{name}_{path.name}"
+                shutil.copy(path, args.results / base)
+        for path in [grid / "runs.csv", grid / "gradflow_factors.csv"]:
+            if path.exists():
+                shutil.copy(path, args.results / (path.name if path.name.startswith(name) else f"{name}_{path.name}"))
+        print(f"collected {grid}")
+    for path in [*args.run_dir.glob("*.log"), *args.run_dir.glob("*.txt"), *args.run_dir.glob("*.md")]:
+        shutil.copy(path, args.results / path.name)  # per-run log lines, commands, wall times, extra tables
+
+
+if __name__ == "__main__":
+    main()
