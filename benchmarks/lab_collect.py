@@ -2,8 +2,8 @@
 
     python benchmarks/lab_collect.py RUN_DIR [--results benchmarks/results/lab]
 
-RUN_DIR holds one output directory per grid (gap/, adding/, ..., as benchmarks/lab.sh writes). A
-grid cut short (no summary.md yet) gets its summary and plots rebuilt from runs.json.
+RUN_DIR holds one output directory per grid (gap/, adding/, ..., as benchmarks/lab.sh writes). Each
+grid's summary and plots are rebuilt from its runs.json, so a grid cut short is reported too.
 """
 from __future__ import annotations
 
@@ -23,17 +23,16 @@ def main() -> None:
     args.results.mkdir(parents=True, exist_ok=True)
     for grid in sorted(p for p in args.run_dir.iterdir() if (p / "runs.json").exists()):
         name = grid.name
-        if not (grid / "summary.md").exists() and name != "gradflow":  # cut short: rebuild from runs.json
+        if name == "gradflow":
+            for path in [*grid.glob("*.png"), grid / "summary.md"]:
+                shutil.copy(path, args.results / (path.name if path.name.startswith(name) else f"{name}_{path.name}"))
+        else:  # rebuilt from runs.json, so a grid cut short gets its table and plots too
             results = load_results(grid)
-            summary = summary_markdown(results)
+            note = "" if (grid / "summary.md").exists() else "(grid cut short; these are the runs it finished)\n\n"
+            (args.results / f"{name}_summary.md").write_text(note + summary_markdown(results))
             with tempfile.TemporaryDirectory() as tmp:  # plots are named by task: keep grids apart
                 for plot in plot_grid(results, tmp):
                     shutil.move(plot, args.results / f"{name}_{plot.name.split('_', 1)[1]}")
-            (args.results / f"{name}_summary.md").write_text("(grid cut short; rebuilt from runs.json)\n\n" + summary)
-        else:
-            for path in [*grid.glob("*.png"), grid / "summary.md"]:
-                base = path.name if path.name.startswith(f"{name}_") else f"{name}_{path.name}"
-                shutil.copy(path, args.results / base)
         for path in [grid / "runs.csv", grid / "gradflow_factors.csv"]:
             if path.exists():
                 shutil.copy(path, args.results / (path.name if path.name.startswith(name) else f"{name}_{path.name}"))

@@ -80,10 +80,16 @@ def plot_grid(results, out_dir: str | Path) -> list[Path]:
     paths = [out / f"{task}_{metric}.png"]
     fig.savefig(paths[0], dpi=110)
     plt.close(fig)
-    curves = {f"{r.model} {word}={r.length} s{r.seed}": ([s for s, _ in r.curve], [v for _, v in r.curve])
-              for r in results if r.curve and r.seed == min(x.seed for x in results)}
+    first = [r for r in results if r.curve and r.seed == min(x.seed for x in results)]
+    models = list(dict.fromkeys(r.model for r in results))
+    curves, styles = {}, {}
+    for r in first:  # colour = model, line style = length
+        name = f"{r.model} {word}={r.length}"
+        curves[name] = ([s for s, _ in r.curve], [v for _, v in r.curve])
+        styles[name] = {"color": f"C{models.index(r.model) % 10}",
+                        "linestyle": ("-", "--", ":", "-.")[lengths.index(r.length) % 4]}
     if curves:
-        fig = learning_curves(curves, ylabel=LABELS.get(metric, metric), chance=results[0].chance,
+        fig = learning_curves(curves, ylabel=LABELS.get(metric, metric), chance=results[0].chance, styles=styles,
                               title=f"{task}: held-out {metric} during training (first seed)", logy=metric == "mse")
         paths.append(out / f"{task}_curves.png")
         fig.savefig(paths[1], dpi=110)

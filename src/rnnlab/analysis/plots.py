@@ -80,11 +80,15 @@ def gradient_flow(curves: dict, *, title: str | None = None, ylabel: str = "mean
 
 
 def learning_curves(curves: dict, *, ylabel: str, chance: float | None = None, title: str | None = None,
-                    logy: bool = False) -> Figure:
-    """Metric against training step, one line per run: name -> ((N,) steps, (N,) values)."""
+                    logy: bool = False, styles: dict | None = None) -> Figure:
+    """Metric against training step, one line per run: name -> ((N,) steps, (N,) values).
+
+    ``styles`` (optional): name -> matplotlib line keywords (e.g. ``{"color": "C0", "linestyle": "--"}``).
+    """
     fig, ax = plt.subplots(figsize=(6.4, 4.2))
     for name, (steps, values) in curves.items():
-        ax.plot(np.asarray(steps, dtype=float), np.asarray(values, dtype=float), label=name)
+        ax.plot(np.asarray(steps, dtype=float), np.asarray(values, dtype=float), label=name,
+                **(styles or {}).get(name, {}))
     if chance is not None:
         ax.axhline(chance, color="gray", linestyle="--", linewidth=1, label="chance / baseline")
     if logy:
