@@ -212,6 +212,7 @@ class RunResult:
     best: float
     chance: float
     curve: list = field(default_factory=list)  # [(step, metric value), ...] at every evaluation
+    final_loss: float = float("nan")  # held-out loss at the last evaluation (copy: nats per step)
 
 
 def run_one(task_name: str, model_name: str, length: int, seed: int, settings: LabSettings,
@@ -225,12 +226,13 @@ def run_one(task_name: str, model_name: str, length: int, seed: int, settings: L
     model = build_model(model_name, task, hidden, settings)
     lab_task = LabTask(task, settings.batch_size, settings.eval_size, seed)
     metric = SOLVED[task.target][0]
-    state = {"solved_step": None, "curve": []}
+    state = {"solved_step": None, "curve": [], "loss": float("nan")}
 
     def watch(trainer, event, info):
         if event != "eval":
             return
         state["curve"].append((trainer.step, info[metric]))
+        state["loss"] = info["loss"]
         if on_eval is not None:
             on_eval(trainer.step, info)
         if state["solved_step"] is None and is_solved(task.target, info):
@@ -248,7 +250,7 @@ def run_one(task_name: str, model_name: str, length: int, seed: int, settings: L
     best = (max(values) if SOLVED[task.target][1] == ">=" else min(values)) if values else float("nan")
     result = RunResult(task_name, model_name, length, seed, hidden, params, summary["steps"],
                        state["solved_step"] is not None, state["solved_step"], round(wall, 2), metric,
-                       values[-1] if values else float("nan"), best, task.chance, state["curve"])
+                       values[-1] if values else float("nan"), best, task.chance, state["curve"], state["loss"])
     return result, model, task
 
 

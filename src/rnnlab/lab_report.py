@@ -16,6 +16,16 @@ def _grid(results):
     return models, lengths, seeds
 
 
+def metric_chance(result) -> float:
+    """Chance level of the reported metric: ``result.chance`` is the task's (for copy memory the
+    cross-entropy baseline), so the copy accuracy's chance, 1 / num_symbols, comes from the task."""
+    if result.metric != "copy_accuracy":
+        return result.chance
+    from rnnlab.lab import make_task
+
+    return 1.0 / make_task(result.task, result.length, 0).num_symbols
+
+
 def metric_table(results, attribute: str = "final"):
     """model -> (L, S) array of ``attribute`` (NaN where a run is missing)."""
     models, lengths, seeds = _grid(results)
@@ -30,7 +40,7 @@ def summary_markdown(results) -> str:
     if not results:
         return "no runs\n"
     models, lengths, seeds = _grid(results)
-    task, metric, chance = results[0].task, results[0].metric, results[0].chance
+    task, metric, chance = results[0].task, results[0].metric, metric_chance(results[0])
     word = LENGTH_WORD.get(task, "length")
     lines = [f"Task `{task}`, metric: {LABELS.get(metric, metric)} at the end of each run "
              f"(chance/baseline {chance:.4g}); {len(seeds)} seed(s): {', '.join(map(str, seeds))}.", "",
@@ -47,6 +57,8 @@ def summary_markdown(results) -> str:
             values = np.array([r.final for r in here])
             solved = [r for r in here if r.solved]
             text = f"{values.mean():.3f}" + (f" [{values.min():.3f}–{values.max():.3f}]" if len(here) > 1 else "")
+            if metric == "copy_accuracy":  # the cross-entropy per step against the baseline 10 ln 8 / (T + 20)
+                text += f", CE {np.mean([r.final_loss for r in here]):.4f} (baseline {here[0].chance:.4f})"
             text += f", {len(solved)}/{len(here)} solved"
             if solved:
                 text += f" @ {int(np.median([r.solved_step for r in solved]))} steps"
@@ -74,7 +86,7 @@ def plot_grid(results, out_dir: str | Path) -> list[Path]:
     out, task, metric = Path(out_dir), results[0].task, results[0].metric
     lengths, table = metric_table(results)
     word = LENGTH_WORD.get(task, "length")
-    fig = metric_by_length(lengths, table, ylabel=LABELS.get(metric, metric), chance=results[0].chance,
+    fig = metric_by_length(lengths, table, ylabel=LABELS.get(metric, metric), chance=metric_chance(results[0]),
                            xlabel=f"{word} (steps)", title=f"{task}: final {metric} (band: seed min–max)",
                            logy=metric == "mse")
     paths = [out / f"{task}_{metric}.png"]
@@ -89,7 +101,7 @@ def plot_grid(results, out_dir: str | Path) -> list[Path]:
         styles[name] = {"color": f"C{models.index(r.model) % 10}",
                         "linestyle": ("-", "--", ":", "-.")[lengths.index(r.length) % 4]}
     if curves:
-        fig = learning_curves(curves, ylabel=LABELS.get(metric, metric), chance=results[0].chance, styles=styles,
+        fig = learning_curves(curves, ylabel=LABELS.get(metric, metric), chance=metric_chance(results[0]), styles=styles,
                               title=f"{task}: held-out {metric} during training (first seed)", logy=metric == "mse")
         paths.append(out / f"{task}_curves.png")
         fig.savefig(paths[1], dpi=110)
@@ -119,5 +131,13 @@ def load_results(path: str | Path) -> list:
     path = path / "runs.json" if path.is_dir() else path
     if not path.exists():
         raise RunDirError(f"no lab results at {path} (expected the runs.json a lab grid writes)")
-    return [RunResult(**{**row, "curve": [tuple(point) for point in row.get("curve", [])]})
-            for row in json.loads(path.read_text())]
+    rows = json.loads(path.read_text())
+    if rows and "final_loss" not in rows[0] and (path.parent / "metrics.csv").exists():
+        # Written before runs.json had final_loss: take each run's last held-out loss from metrics.csv.
+        import csv
+
+        with open(path.parent / "metrics.csv", newline="") as handle:
+            last = {(m["model"], int(m["length"]), int(m["seed"])): float(m["loss"]) for m in csv.DictReader(handle)}
+        for row in rows:
+            row["final_loss"] = last.get((row["model"], row["length"], row["seed"]), float("nan"))
+    return [RunResult(**{**row, "curve": [tuple(point) for point in row.get("curve", [])]}) for row in rows]
