@@ -5,13 +5,14 @@ and whose cells are written out by name; plus the experiments, models and tools 
 """
 from rnnlab.errors import (ConfigError, DataError, InputShapeError, LengthsError, NonFiniteLossError, RnnlabError,
                            RunDirError, StateDictError, StateError)
-from rnnlab.nn import (GRU, LSTM, RECURRENT, RNN, GRUCell, LayerNormLSTMCell, LSTMCell, PeepholeLSTMCell, RNNCell,
-                       build_recurrent)
+from rnnlab.nn import (GRU, LSTM, RECURRENT, RNN, GRUCell, LayerNormLSTMCell, LSTMCell, MinGRU, MinGRUCell, MinLSTM,
+                       MinLSTMCell, PeepholeLSTMCell, RNNCell, build_recurrent)
 
 __version__ = "0.1.0"
 
 __all__ = [
     "RNN", "LSTM", "GRU", "RNNCell", "LSTMCell", "GRUCell", "PeepholeLSTMCell", "LayerNormLSTMCell",
+    "MinGRU", "MinLSTM", "MinGRUCell", "MinLSTMCell",
     "RECURRENT", "build_recurrent",
     "RnnlabError", "InputShapeError", "LengthsError", "StateError", "StateDictError", "ConfigError", "DataError",
     "RunDirError", "NonFiniteLossError",

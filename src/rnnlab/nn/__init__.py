@@ -43,6 +43,6 @@ def build_recurrent(kind: str, input_size: int, hidden_size: int, *, num_layers:
 
 __all__ = [
     "RECURRENT", "build_recurrent", "RecurrentCell", "RNNCell", "LSTMCell", "GRUCell", "PeepholeLSTMCell",
-    "LayerNormLSTMCell", "RNN", "LSTM", "GRU", "unroll", "lengths_to_mask", "last_valid", "reverse_padded",
+    "LayerNormLSTMCell", "RNN", "LSTM", "GRU", "MinGRU", "MinLSTM", "MinGRUCell", "MinLSTMCell", "unroll", "lengths_to_mask", "last_valid", "reverse_padded",
 ]
 from rnnlab.nn.minimal import MinGRU, MinGRUCell, MinLSTM, MinLSTMCell  # noqa: E402,F401  registers "mingru", "minlstm"
