@@ -95,8 +95,7 @@ def gradient_study(cells, gap: int, seeds, settings: LabSettings, out_dir: str |
     (out / "summary.md").write_text(factor_markdown(factor_rows, gap))
     for stage, by_cell in curves.items():
         mean = {name: np.mean(np.stack(runs), axis=0) for name, runs in by_cell.items()}
-        fig = gradient_flow(mean, title=f"gradient norm vs distance, cue task gap {gap}, {stage} "
-                                        f"(mean of {len(seeds)} seed(s))")
+        fig = gradient_flow(mean, title=f"cue task gap {gap}, {stage}: mean of {len(seeds)} seed(s)")
         fig.savefig(out / f"gradflow_{stage}.png", dpi=110)
         plt.close(fig)
     return factor_rows
