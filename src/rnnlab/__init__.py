@@ -7,13 +7,15 @@ from rnnlab.errors import (ConfigError, DataError, InputShapeError, LengthsError
                            RunDirError, StateDictError, StateError)
 from rnnlab.nn import (GRU, LSTM, RECURRENT, RNN, GRUCell, LayerNormLSTMCell, LSTMCell, MinGRU, MinGRUCell, MinLSTM,
                        MinLSTMCell, PeepholeLSTMCell, RNNCell, build_recurrent)
+from rnnlab.models.sequence_model import SequenceModel
+from rnnlab.models.window_mlp import WindowMLP
 
 __version__ = "0.1.0"
 
 __all__ = [
     "RNN", "LSTM", "GRU", "RNNCell", "LSTMCell", "GRUCell", "PeepholeLSTMCell", "LayerNormLSTMCell",
     "MinGRU", "MinLSTM", "MinGRUCell", "MinLSTMCell",
-    "RECURRENT", "build_recurrent",
+    "RECURRENT", "build_recurrent", "WindowMLP", "SequenceModel",
     "RnnlabError", "InputShapeError", "LengthsError", "StateError", "StateDictError", "ConfigError", "DataError",
     "RunDirError", "NonFiniteLossError",
 ]
