@@ -13,12 +13,6 @@ from rnnlab.models.classifier import ClassifierConfig, ClassifyTask, SequenceCla
 from rnnlab.train import TrainConfig, Trainer, seed_everything
 
 
-@pytest.fixture(autouse=True)
-def one_thread():
-    before = torch.get_num_threads()
-    torch.set_num_threads(1)  # small recurrent nets crawl with 2 spinning threads on a loaded 2-core box
-    yield
-    torch.set_num_threads(before)
 
 
 def padded(sequences, T, fill):

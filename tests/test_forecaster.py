@@ -14,14 +14,6 @@ from rnnlab.models.forecaster import Forecaster, ForecasterConfig
 from rnnlab.train import TrainConfig, Trainer, seed_everything
 
 
-@pytest.fixture(autouse=True)
-def one_thread():
-    """Training tests run single-threaded: on a loaded 2-core machine two OpenMP threads per process
-    make these small GRUs ~100x slower (spinning threads), one thread keeps each test near a second."""
-    before = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(before)
 
 
 def sine_data(n=600, L=48, H=12, noise=0.0, seed=0, calendar=False):
