@@ -7,7 +7,9 @@ from rnnlab.errors import (ConfigError, DataError, InputShapeError, LengthsError
                            RunDirError, StateDictError, StateError)
 from rnnlab.nn import (GRU, LSTM, RECURRENT, RNN, GRUCell, LayerNormLSTMCell, LSTMCell, MinGRU, MinGRUCell, MinLSTM,
                        MinLSTMCell, PeepholeLSTMCell, RNNCell, build_recurrent)
+from rnnlab.models import LanguageModel, LanguageModelConfig, WindowLanguageModel
 from rnnlab.models.sequence_model import SequenceModel
+from rnnlab.train import TrainConfig, Trainer
 from rnnlab.models.window_mlp import WindowMLP
 
 __version__ = "0.1.0"
@@ -16,6 +18,7 @@ __all__ = [
     "RNN", "LSTM", "GRU", "RNNCell", "LSTMCell", "GRUCell", "PeepholeLSTMCell", "LayerNormLSTMCell",
     "MinGRU", "MinLSTM", "MinGRUCell", "MinLSTMCell",
     "RECURRENT", "build_recurrent", "WindowMLP", "SequenceModel",
+    "LanguageModel", "LanguageModelConfig", "WindowLanguageModel", "Trainer", "TrainConfig",
     "RnnlabError", "InputShapeError", "LengthsError", "StateError", "StateDictError", "ConfigError", "DataError",
     "RunDirError", "NonFiniteLossError",
 ]
