@@ -17,13 +17,6 @@ from rnnlab.models.language import locked_dropout, sample_next
 from rnnlab.train import TrainConfig, Trainer
 
 
-@pytest.fixture(autouse=True)
-def _one_thread():
-    """Tiny models run fastest on one thread, and the test machine's 2 cores are shared."""
-    before = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(before)
 
 
 def lm(cell="lstm", **kw):

@@ -6,7 +6,6 @@ import json
 import shutil
 
 import pytest
-import torch
 
 from rnnlab.cli import main
 from rnnlab.data.tokenizer import CharTokenizer
@@ -16,12 +15,6 @@ SMALL = ["--level", "char", "--embed", "8", "--hidden", "16", "--layers", "1", "
          "--no-progress", "--threads", "1", "--no-windows"]
 
 
-@pytest.fixture(autouse=True)
-def _one_thread():
-    before = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(before)
 
 
 @pytest.fixture(scope="module")

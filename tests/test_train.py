@@ -16,13 +16,6 @@ from rnnlab.models.registry import register_model
 from rnnlab.train import TrainConfig, Trainer, seed_everything
 
 
-@pytest.fixture(autouse=True)
-def _one_thread():
-    """Tiny models run fastest on one thread, and the test machine's 2 cores are shared."""
-    before = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(before)
 
 
 @dataclass
