@@ -29,7 +29,7 @@ from rnnlab.nn import init as rinit
 from rnnlab.nn import fastpath
 from rnnlab.nn.cells import GRUCell, LSTMCell, RNNCell, check_state_dict
 from rnnlab.nn.regularize import RegularizedCell, check_regularizers, draw_masks
-from rnnlab.nn.sequence import check_lengths
+from rnnlab.nn.sequence import check_input, check_lengths
 from rnnlab.nn.unroll import unroll
 from rnnlab.nn.variants import LayerNormLSTMCell, PeepholeLSTMCell
 
@@ -144,20 +144,7 @@ class _RecurrentLayer:
         return "fused" if self.backend != "explicit" and fusable and not record else "explicit"
 
     def _check_input(self, x) -> tuple[Tensor, bool]:
-        layout = "(B, T, F)" if self.batch_first else "(T, B, F)"
-        if not isinstance(x, Tensor):
-            raise InputShapeError(f"input must be a tensor {layout} or a PackedSequence; got {type(x).__name__}")
-        if x.dim() not in (2, 3) or x.shape[-1] != self.input_size:
-            raise InputShapeError(f"input must have shape {layout} or unbatched (T, F) with F={self.input_size}; "
-                                  f"got {tuple(x.shape)}")
-        if x.dtype != self.weight_ih_l0.dtype:
-            raise InputShapeError(f"input dtype must match the parameters ({self.weight_ih_l0.dtype}); got {x.dtype}")
-        unbatched = x.dim() == 2
-        if unbatched:
-            x = x.unsqueeze(0 if self.batch_first else 1)
-        if x.shape[0] == 0 or x.shape[1] == 0:
-            raise InputShapeError(f"input must hold at least one step of one sequence; got {tuple(x.shape)}")
-        return x, unbatched
+        return check_input(x, self.input_size, self.weight_ih_l0.dtype, self.batch_first)
 
     def forward(self, input, hx=None, *, lengths=None, record: bool = False):
         backend = self._resolve_backend(record)

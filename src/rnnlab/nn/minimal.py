@@ -30,13 +30,13 @@ import torch.nn.functional as F
 from torch import Tensor
 from torch.nn.utils.rnn import PackedSequence, pad_packed_sequence
 
-from rnnlab.errors import ConfigError, InputShapeError, StateError
+from rnnlab.errors import ConfigError, StateError
 from rnnlab.nn import init as rinit
 from rnnlab.nn.cells import RecurrentCell, check_state_dict
 from rnnlab.nn.layers import _repack_like
 from rnnlab.nn.minimal_scan import gated_scan
 from rnnlab.nn.scan import log_scan
-from rnnlab.nn.sequence import check_lengths, lengths_to_mask, reverse_padded
+from rnnlab.nn.sequence import check_input, check_lengths, lengths_to_mask, reverse_padded
 from rnnlab.nn.unroll import unroll
 
 
@@ -319,20 +319,7 @@ class _MinimalLayer(torch.nn.Module):
         return h, final, gates
 
     def _check_input(self, x) -> tuple[Tensor, bool]:
-        layout = "(B, T, F)" if self.batch_first else "(T, B, F)"
-        if not isinstance(x, Tensor):
-            raise InputShapeError(f"input must be a tensor {layout} or a PackedSequence; got {type(x).__name__}")
-        if x.dim() not in (2, 3) or x.shape[-1] != self.input_size:
-            raise InputShapeError(f"input must have shape {layout} or unbatched (T, F) with F={self.input_size}; "
-                                  f"got {tuple(x.shape)}")
-        if x.dtype != self.weight_ih_l0.dtype:
-            raise InputShapeError(f"input dtype must match the parameters ({self.weight_ih_l0.dtype}); got {x.dtype}")
-        unbatched = x.dim() == 2
-        if unbatched:
-            x = x.unsqueeze(0 if self.batch_first else 1)
-        if x.shape[0] == 0 or x.shape[1] == 0:
-            raise InputShapeError(f"input must hold at least one step of one sequence; got {tuple(x.shape)}")
-        return x, unbatched
+        return check_input(x, self.input_size, self.weight_ih_l0.dtype, self.batch_first)
 
     def _check_hx(self, hx, batch: int, dtype: torch.dtype, unbatched: bool) -> Tensor | None:
         if hx is None:

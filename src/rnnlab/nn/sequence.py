@@ -9,7 +9,7 @@ from __future__ import annotations
 import torch
 from torch import Tensor
 
-from rnnlab.errors import LengthsError
+from rnnlab.errors import InputShapeError, LengthsError
 
 
 def check_lengths(lengths, batch_size: int, max_len: int) -> Tensor:
@@ -62,3 +62,25 @@ def reverse_padded(x: Tensor, lengths: Tensor) -> Tensor:
     index = torch.where(steps < lengths.unsqueeze(1), lengths.unsqueeze(1) - 1 - steps, steps)  # (B, T)
     index = index.view(batch, max_len, *([1] * (x.dim() - 2))).expand_as(x)
     return x.gather(1, index)
+
+
+def check_input(x, input_size: int, dtype: torch.dtype, batch_first: bool) -> tuple[Tensor, bool]:
+    """Check a layer's input and make it batched: ``(T, B, F)`` / ``(B, T, F)`` or unbatched ``(T, F)``.
+
+    Returns the batched tensor and whether it came unbatched. Raises :class:`InputShapeError` naming
+    the expected layout, feature size and dtype against what was given.
+    """
+    layout = "(B, T, F)" if batch_first else "(T, B, F)"
+    if not isinstance(x, Tensor):
+        raise InputShapeError(f"input must be a tensor {layout} or a PackedSequence; got {type(x).__name__}")
+    if x.dim() not in (2, 3) or x.shape[-1] != input_size:
+        raise InputShapeError(f"input must have shape {layout} or unbatched (T, F) with F={input_size}; "
+                              f"got {tuple(x.shape)}")
+    if x.dtype != dtype:
+        raise InputShapeError(f"input dtype must match the parameters ({dtype}); got {x.dtype}")
+    unbatched = x.dim() == 2
+    if unbatched:
+        x = x.unsqueeze(0 if batch_first else 1)
+    if x.shape[0] == 0 or x.shape[1] == 0:
+        raise InputShapeError(f"input must hold at least one step of one sequence; got {tuple(x.shape)}")
+    return x, unbatched
