@@ -24,7 +24,7 @@ from pathlib import Path
 
 import torch
 
-from rnnlab.checkpoint import prepare_run_dir
+from rnnlab.rundir import prepare_run_dir
 from rnnlab.data.text import load_corpus
 from rnnlab.data.tokenizer import fit_tokenizer
 from rnnlab.lm import LanguageModelTask, encode_splits, level_metrics

@@ -9,7 +9,8 @@ import pytest
 import torch
 
 import rnnlab.checkpoint as ckpt_module
-from rnnlab.checkpoint import (decode_state, encode_state, load_checkpoint, prepare_run_dir, save_checkpoint)
+from rnnlab.checkpoint import decode_state, encode_state, load_checkpoint, save_checkpoint
+from rnnlab.rundir import prepare_run_dir
 from rnnlab.errors import RunDirError
 from test_train import TinyConfig, TinyGRU
 

@@ -13,7 +13,8 @@ from rnnlab.analysis.gates import record_language_model
 from rnnlab.analysis.report import build_report, read_run
 from rnnlab.analysis.next_token import next_tokens
 from rnnlab.analysis.report_lm import encode, heldout_text, prompts_from_text
-from rnnlab.checkpoint import prepare_run_dir, save_checkpoint
+from rnnlab.checkpoint import save_checkpoint
+from rnnlab.rundir import prepare_run_dir
 from rnnlab.cli import main
 from rnnlab.data.tokenizer import CharTokenizer
 from rnnlab.errors import RunDirError

@@ -1,6 +1,6 @@
-"""Checkpoints and run directories: safetensors + JSON, atomic, never unpickled.
+"""Checkpoints: safetensors + JSON, atomic, never unpickled.
 
-A run directory looks like::
+Inside a run directory (:mod:`rnnlab.rundir` owns its layout)::
 
     RUN/
       run.json            {"format": "rnnlab-run", "version": 1, "kind": ..., "config": {...}, ...}
@@ -39,53 +39,11 @@ from safetensors import SafetensorError
 from safetensors.torch import load_file, save_file
 
 from rnnlab.errors import RunDirError, StateDictError
+from rnnlab.io import atomic_write_json, fsync_dir, read_json, umask_mode
 from rnnlab.models.registry import build_model, config_to_dict, model_name
+from rnnlab.rundir import POINTER
 
 CHECKPOINT_FORMAT, CHECKPOINT_VERSION = "rnnlab-checkpoint", 1
-RUN_FORMAT, RUN_VERSION = "rnnlab-run", 1
-POINTER = "checkpoints.json"
-
-
-# ----------------------------------------------------------------------------- atomic files
-def _fsync_dir(path: Path) -> None:
-    try:
-        fd = os.open(path, os.O_RDONLY)
-    except OSError:  # some filesystems do not allow opening directories
-        return
-    try:
-        os.fsync(fd)
-    finally:
-        os.close(fd)
-
-
-def atomic_write_bytes(path: str | os.PathLike, data: bytes) -> None:
-    """Write ``data`` to ``path`` via a temporary file in the same directory and ``os.replace``."""
-    path = Path(path)
-    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
-    try:
-        with os.fdopen(fd, "wb") as handle:
-            handle.write(data)
-            handle.flush()
-            os.fsync(handle.fileno())
-        os.replace(tmp, path)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
-    _fsync_dir(path.parent)
-
-
-def atomic_write_json(path: str | os.PathLike, obj: Any) -> None:
-    atomic_write_bytes(path, (json.dumps(obj, indent=1, sort_keys=True) + "\n").encode())
-
-
-def read_json(path: str | os.PathLike, what: str) -> Any:
-    path = Path(path)
-    try:
-        return json.loads(path.read_text(encoding="utf-8"))
-    except FileNotFoundError:
-        raise RunDirError(f"expected {what} at {path}; the file does not exist") from None
-    except (UnicodeDecodeError, json.JSONDecodeError) as error:
-        raise RunDirError(f"expected {what} at {path} to be JSON; it is corrupt ({error})") from None
 
 
 # ----------------------------------------------------------------------------- nested state <-> JSON + tensors
@@ -173,13 +131,14 @@ def save_checkpoint(run_dir: str | os.PathLike, model: torch.nn.Module, *, step:
     pointer = read_json(run_dir / POINTER, "checkpoint pointer") if (run_dir / POINTER).exists() else {}
     if not final.exists():
         tmp = Path(tempfile.mkdtemp(dir=run_dir, prefix=f".{name}."))
+        os.chmod(tmp, umask_mode(0o777))  # mkdtemp makes 0700; a shared run must stay readable
         try:
             _write_checkpoint_files(tmp, model, step, training_state, files or {})
             os.replace(tmp, final)
         except BaseException:
             shutil.rmtree(tmp, ignore_errors=True)
             raise
-        _fsync_dir(run_dir)
+        fsync_dir(run_dir)
     pointer = {"latest": name, "best": name if best or "best" not in pointer else pointer["best"]}
     atomic_write_json(run_dir / POINTER, pointer)
     keep = set(pointer.values())
@@ -209,7 +168,7 @@ def _write_checkpoint_files(directory: Path, model, step, training_state, files)
     for p in directory.iterdir():
         with open(p, "rb") as handle:
             os.fsync(handle.fileno())
-    _fsync_dir(directory)
+    fsync_dir(directory)
 
 
 def resolve_checkpoint(path: str | os.PathLike, which: str = "best") -> Path:
@@ -263,47 +222,3 @@ def load_checkpoint(path: str | os.PathLike, *, which: str = "best", training_st
     files = {p.name: p.read_text(encoding="utf-8") for p in directory.iterdir()
              if p.suffix in (".json", ".txt") and p.name not in ("manifest.json", "model.json", "trainer.json")}
     return Checkpoint(directory, model, meta["model"], meta["config"], meta["step"], state, files)
-
-
-# ----------------------------------------------------------------------------- run directories
-def prepare_run_dir(run_dir: str | os.PathLike, *, kind: str, config: dict, command: str = "",
-                    resume: bool = False, **extra: Any) -> Path:
-    """Create ``run_dir`` with ``run.json``, or check it for ``resume``; never overwrite another run.
-
-    Without ``resume``, ``run_dir`` must be absent or empty. With ``resume`` it must hold a run of
-    the same ``kind``; its stored config is kept (the caller should compare if it cares).
-    """
-    run_dir = Path(run_dir)
-    if run_dir.exists() and not run_dir.is_dir():
-        raise RunDirError(f"expected a directory for the run at {run_dir}; it is a file")
-    if resume:
-        info = read_json(run_dir / "run.json", "run description (run.json) to resume")
-        if info.get("kind") != kind:
-            raise RunDirError(f"cannot resume {run_dir}: it holds a {info.get('kind')!r} run, expected {kind!r}")
-        return run_dir
-    check_run_dir_free(run_dir)
-    run_dir.mkdir(parents=True, exist_ok=True)
-    info = {"format": RUN_FORMAT, "version": RUN_VERSION, "kind": kind,
-            "created": datetime.now(timezone.utc).isoformat(timespec="seconds"), "command": command,
-            "config": config, **extra}
-    atomic_write_json(run_dir / "run.json", info)
-    return run_dir
-
-
-def check_run_dir_free(run_dir: str | os.PathLike) -> None:
-    """Raise RunDirError unless ``run_dir`` is absent or an empty directory (call before slow work)."""
-    run_dir = Path(run_dir)
-    if run_dir.exists() and not run_dir.is_dir():
-        raise RunDirError(f"expected a directory for the run at {run_dir}; it is a file")
-    if run_dir.exists() and any(run_dir.iterdir()):
-        what = "a run" if (run_dir / "run.json").exists() else "other files"
-        raise RunDirError(f"output directory {run_dir} already holds {what}; choose a new --out or pass --resume "
-                          f"(nothing was overwritten)")
-
-
-def update_run_json(run_dir: str | os.PathLike, **fields: Any) -> None:
-    """Merge ``fields`` into ``run.json`` (e.g. final metrics), atomically."""
-    path = Path(run_dir) / "run.json"
-    info = read_json(path, "run description (run.json)")
-    info.update(fields)
-    atomic_write_json(path, info)

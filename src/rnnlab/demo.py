@@ -60,7 +60,7 @@ def run_demo(out: str | Path, plan: DemoPlan, *, progress: bool = True, log=prin
 
     from rnnlab.analysis.next_token import next_words
     from rnnlab.analysis.report import build_report
-    from rnnlab.checkpoint import check_run_dir_free, prepare_run_dir, update_run_json
+    from rnnlab.rundir import check_run_dir_free, prepare_run_dir, update_run_json
     from rnnlab.lab import LabSettings, run_grid
     from rnnlab.lab_gradflow import gradient_study
     from rnnlab.lm import load_language_model

@@ -19,7 +19,7 @@ from pathlib import Path
 import numpy as np
 
 from rnnlab.analysis.forecast_plots import forecast_figure, save_png
-from rnnlab.checkpoint import prepare_run_dir, update_run_json
+from rnnlab.rundir import prepare_run_dir, update_run_json
 from rnnlab.data.builtin_series import SEASONAL_PERIOD, load_builtin
 from rnnlab.data.series import load_series
 from rnnlab.data.series_windows import ForecastData, ratio_split

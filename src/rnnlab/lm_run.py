@@ -13,7 +13,8 @@ from pathlib import Path
 import numpy as np
 
 from rnnlab import distributed as dist
-from rnnlab.checkpoint import check_run_dir_free, prepare_run_dir, read_json, update_run_json
+from rnnlab.io import read_json
+from rnnlab.rundir import check_run_dir_free, prepare_run_dir, update_run_json
 from rnnlab.data.text import load_corpus, token_dtype
 from rnnlab.data.tokenizer import fit_tokenizer, tokenizer_from_json
 from rnnlab.errors import ConfigError, RunDirError

@@ -11,7 +11,7 @@ import csv
 import io
 from pathlib import Path
 
-from rnnlab.checkpoint import atomic_write_bytes
+from rnnlab.io import atomic_write_bytes
 
 FIRST_COLUMNS = ["step", "epoch", "split", "loss"]
 

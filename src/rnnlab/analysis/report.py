@@ -35,44 +35,10 @@ from rnnlab.analysis import report_sections as sections
 from rnnlab.analysis.report_assets import CSS, JS
 from rnnlab.analysis.report_sections import Page
 from rnnlab.errors import RunDirError
+from rnnlab.io import atomic_write_bytes
+from rnnlab.rundir import read_run
 
-RUN_FORMAT, RUN_VERSION = "rnnlab-run", 1
-KINDS = ("lm", "lab", "forecast", "classify", "demo")
 MAX_IMAGE_BYTES = 1_500_000  # larger PNGs are skipped, to keep the page light
-
-
-def read_run(run_dir: str | Path) -> dict:
-    """Check ``run_dir`` is an rnnlab run this version can read and return its ``run.json``.
-
-    Raises :class:`RunDirError` for a missing, non-directory or empty path, a missing or corrupt
-    run.json, another format, a newer format version, or an unknown kind.
-    """
-    run_dir = Path(run_dir)
-    if not run_dir.exists():
-        raise RunDirError(f"run directory {run_dir} does not exist; expected a directory written with --out")
-    if not run_dir.is_dir():
-        raise RunDirError(f"expected a run directory at {run_dir}; it is a file")
-    if not any(run_dir.iterdir()):
-        raise RunDirError(f"run directory {run_dir} is empty; expected run.json and results from an rnnlab command")
-    path = run_dir / "run.json"
-    if not path.is_file():
-        raise RunDirError(f"{run_dir} has no run.json; expected a directory written by an rnnlab command with --out")
-    try:
-        info = json.loads(path.read_text(encoding="utf-8"))
-    except (ValueError, UnicodeDecodeError) as error:
-        raise RunDirError(f"{path} is not valid JSON ({error}); expected the run description") from None
-    if not isinstance(info, dict) or info.get("format") != RUN_FORMAT:
-        found = info.get("format") if isinstance(info, dict) else type(info).__name__
-        raise RunDirError(f"{path} has format {found!r}; expected {RUN_FORMAT!r}")
-    version = info.get("version")
-    if isinstance(version, bool) or not isinstance(version, int) or version < 1:
-        raise RunDirError(f"{path} has format version {version!r}; expected an integer >= 1")
-    if version > RUN_VERSION:
-        raise RunDirError(f"{path} has format version {version}, newer than this rnnlab reads ({RUN_VERSION}); "
-                          f"upgrade rnnlab to report on it")
-    if info.get("kind") not in KINDS:
-        raise RunDirError(f"{path} is of kind {info.get('kind')!r}; expected one of {', '.join(KINDS)}")
-    return info
 
 
 def _overview(page: Page, run_dir: Path, info: dict, prefix: str, title: str, *, folded: bool = False) -> None:
@@ -198,8 +164,6 @@ def render(info: dict, page: Page, run_dir: Path) -> str:
 
 def build_report(run_dir: str | Path, out: str | Path | None = None) -> Path:
     """Write the report of ``run_dir`` to ``out`` (default ``run_dir/report.html``) and return its path."""
-    from rnnlab.checkpoint import atomic_write_bytes
-
     run_dir = Path(run_dir)
     info, page = collect(run_dir)
     path = Path(out) if out is not None else run_dir / "report.html"

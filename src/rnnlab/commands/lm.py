@@ -160,7 +160,7 @@ def run_generate(args: argparse.Namespace) -> int:
 def run_evaluate(args: argparse.Namespace) -> int:
     from pathlib import Path
 
-    from rnnlab.checkpoint import read_json
+    from rnnlab.io import read_json
     from rnnlab.data.text import check_text_file, load_corpus
     from rnnlab.lm import evaluate_stream, load_language_model
 
