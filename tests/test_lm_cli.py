@@ -111,7 +111,7 @@ def test_corrupt_truncated_or_foreign_checkpoints(run, capsys):
     _refresh_manifest(ckpt)
     fails(capsys, ["next", str(copy), "a"], "do not belong together")
 
-    fails(capsys, ["evaluate", str(run / "nothing-here")], "nothing is there")
+    fails(capsys, ["evaluate", str(run / "nothing-here")], "does not exist")
 
 
 def _refresh_manifest(ckpt):

@@ -20,6 +20,7 @@ COMMAND_MODULES = [
     "rnnlab.commands.report",
     "rnnlab.commands.forecast",
     "rnnlab.commands.classify",
+    "rnnlab.commands.evaluate",
 ]
 
 

@@ -26,6 +26,7 @@ each part's sections follow in that order, its run details folded at its end. A 
 from __future__ import annotations
 
 import base64
+import importlib
 import json
 from datetime import datetime, timezone
 from html import escape
@@ -39,6 +40,11 @@ from rnnlab.io import atomic_write_bytes
 from rnnlab.rundir import read_run
 
 MAX_IMAGE_BYTES = 1_500_000  # larger PNGs are skipped, to keep the page light
+
+# Sections of one kind of run: kind -> "module:function", called as function(page, run_dir, info, prefix)
+# after the shared sections (lab grid, gradient flow, training curves). Add a line for a new job.
+KIND_SECTIONS = {
+}
 
 
 def _overview(page: Page, run_dir: Path, info: dict, prefix: str, title: str, *, folded: bool = False) -> None:
@@ -112,6 +118,9 @@ def _run_sections(page: Page, run_dir: Path, info: dict, prefix: str = "", title
             page.add(f"{prefix}pending", "Not yet available", f'<p class="note">{escape(note)}</p>')
     sections.forecast_section(page, run_dir, info, prefix)
     sections.confusion_section(page, run_dir, info, prefix)
+    if info.get("kind") in KIND_SECTIONS:
+        module, function = KIND_SECTIONS[info["kind"]].split(":")
+        getattr(importlib.import_module(module), function)(page, run_dir, info, prefix)
     _figures(page, run_dir, prefix)
     if len(page.sections) == before:
         page.add(f"{prefix}empty", "No results yet",

@@ -67,13 +67,6 @@ def register(subparsers) -> None:
     gen.add_argument("--seed", type=int)
     gen.set_defaults(func=run_generate)
 
-    ev = subparsers.add_parser("evaluate", help="perplexity / bits per character of a language model on text")
-    ev.add_argument("checkpoint")
-    ev.add_argument("--data", help="text file, or directory with train/valid/test.txt; default: the run's own data")
-    ev.add_argument("--split", default="test", help="split of a directory or of the run's data (default test)")
-    ev.add_argument("--encoding-errors", choices=["strict", "replace"], default="strict")
-    ev.add_argument("--batch-size", type=int, default=10)
-    ev.set_defaults(func=run_evaluate)
 
 
 def _split(text: str) -> tuple:
@@ -158,6 +151,7 @@ def run_generate(args: argparse.Namespace) -> int:
 
 
 def run_evaluate(args: argparse.Namespace) -> int:
+    """``rnnlab evaluate`` for a language-model run (dispatched by rnnlab.commands.evaluate)."""
     from pathlib import Path
 
     from rnnlab.io import read_json
