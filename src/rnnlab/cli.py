@@ -1,7 +1,7 @@
 """The ``rnnlab`` command line: parses arguments, calls the library, prints one-line errors.
 
-Each command family lives in its own module exposing ``register(subparsers)``; the module sets
-``func`` on its parser. Library errors (:class:`rnnlab.errors.RnnlabError`) become one line on
+Each command family lives in its own module exposing ``register(subparsers)`` and, if it trains a
+kind of run, ``register_train(kinds)`` for ``rnnlab train KIND``; the module sets ``func`` on its parser. Library errors (:class:`rnnlab.errors.RnnlabError`) become one line on
 stderr and exit status 2 — never a traceback.
 """
 from __future__ import annotations
@@ -28,8 +28,15 @@ def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="rnnlab", description="Recurrent networks, made transparent.")
     subparsers = parser.add_subparsers(dest="command", metavar="COMMAND")
     subparsers.required = True
+    train = subparsers.add_parser("train", help="train a model into a run directory (rnnlab train KIND -h)")
+    kinds = train.add_subparsers(dest="train_kind", metavar="KIND")
+    kinds.required = True
     for name in COMMAND_MODULES:
-        importlib.import_module(name).register(subparsers)
+        module = importlib.import_module(name)
+        if hasattr(module, "register"):
+            module.register(subparsers)
+        if hasattr(module, "register_train"):
+            module.register_train(kinds)
     return parser
 
 

@@ -17,10 +17,7 @@ import numpy as np
 from rnnlab.errors import ConfigError, DataError
 
 
-def register(subparsers) -> None:
-    train = subparsers.add_parser("train", help="train a model (see: rnnlab train lm -h)")
-    kinds = train.add_subparsers(dest="train_kind", metavar="KIND")
-    kinds.required = True
+def register_train(kinds) -> None:
     lm = kinds.add_parser("lm", help="train a language model", description=__doc__,
                           formatter_class=argparse.RawDescriptionHelpFormatter)
     add = lm.add_argument
@@ -50,6 +47,9 @@ def register(subparsers) -> None:
     add("--no-progress", action="store_true")
     add("--tensorboard", action="store_true")
     lm.set_defaults(func=run_train)
+
+
+def register(subparsers) -> None:
 
     nxt = subparsers.add_parser("next", help="top-k next tokens of a trained language model")
     nxt.add_argument("checkpoint", help="run directory (or ckpt-* directory)")
