@@ -33,7 +33,7 @@ from rnnlab import metrics
 from rnnlab.data.series import load_series
 from rnnlab.data.series_windows import ForecastData, ett_split
 from rnnlab.models.baselines import evaluate_baselines
-from rnnlab.models.forecast_task import ForecastTask, evaluate_split
+from rnnlab.tasks.forecast import ForecastTask, evaluate_split
 from rnnlab.models.forecaster import Forecaster, ForecasterConfig
 from rnnlab.train import TrainConfig, Trainer, seed_everything
 
@@ -102,7 +102,7 @@ def run_series(args) -> None:
     import tempfile
 
     from rnnlab.data.builtin_series import SEASONAL_PERIOD, load_builtin
-    from rnnlab.forecast_run import train_run
+    from rnnlab.runs.forecast import train_run
 
     for name, lookback, horizon in (("co2", 156, 52), ("sunspots", 44, 11)):
         series = load_builtin(name)
@@ -127,7 +127,7 @@ def run_classify(args) -> None:
     """JapaneseVowels: train on 85% of the 270 training utterances (15% for early stopping), test on 370."""
     import tempfile
 
-    from rnnlab.classify_run import load_sets, train_run
+    from rnnlab.runs.classify import load_sets, train_run
 
     train, test = load_sets()
     configs = [("gru", False, "last", 0), ("gru", False, "last", 1), ("gru", False, "last", 2),

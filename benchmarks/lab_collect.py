@@ -12,7 +12,7 @@ import shutil
 import tempfile
 from pathlib import Path
 
-from rnnlab.lab_report import load_results, plot_grid, summary_markdown
+from rnnlab.analysis.lab import load_results, plot_grid, summary_markdown
 
 
 def main() -> None:

@@ -16,7 +16,7 @@ import time
 import torch
 
 from rnnlab.data.synthetic import LongGapCue
-from rnnlab.lab import GRID_DEFAULTS, LabTask, SOLVED, hidden_for_budget, is_solved
+from rnnlab.tasks.lab import GRID_DEFAULTS, LabTask, SOLVED, hidden_for_budget, is_solved
 from rnnlab.models.sequence_model import SequenceModel
 from rnnlab.train import Trainer, TrainConfig
 

@@ -27,7 +27,7 @@ import torch
 from rnnlab.rundir import prepare_run_dir
 from rnnlab.data.text import load_corpus
 from rnnlab.data.tokenizer import fit_tokenizer
-from rnnlab.lm import LanguageModelTask, encode_splits, level_metrics
+from rnnlab.tasks.lm import LanguageModelTask, encode_splits, level_metrics
 from rnnlab.models import LanguageModel, LanguageModelConfig, WindowLanguageModel, WindowLanguageModelConfig
 from rnnlab.train import Trainer, TrainConfig, seed_everything
 

@@ -75,7 +75,7 @@ def run_speed(args) -> list[str]:
 
 
 def run_accuracy(args) -> list[str]:
-    from rnnlab import lab
+    from rnnlab.tasks import lab
 
     # The lab knows its own models; the parallel-scan layers join through the registry by name.
     extra = {"mingru": ("mingru", {}), "minlstm": ("minlstm", {}),  # the paper's init: keep coefficient ~ 1/2

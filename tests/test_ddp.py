@@ -13,7 +13,7 @@ import torch.multiprocessing as mp
 from safetensors.torch import load_file, save_file
 
 from rnnlab.data.tokenizer import CharTokenizer
-from rnnlab.lm import LanguageModelTask
+from rnnlab.tasks.lm import LanguageModelTask
 from rnnlab.models import LanguageModel, LanguageModelConfig
 from rnnlab.train import TrainConfig, Trainer, seed_everything
 

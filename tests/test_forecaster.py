@@ -9,7 +9,7 @@ import torch
 from rnnlab.data.series import load_series
 from rnnlab.data.series_windows import ForecastData, ratio_split
 from rnnlab.errors import ConfigError, DataError, InputShapeError
-from rnnlab.models.forecast_task import ForecastTask, SavedForecaster, evaluate_split
+from rnnlab.tasks.forecast import ForecastTask, SavedForecaster, evaluate_split
 from rnnlab.models.forecaster import Forecaster, ForecasterConfig
 from rnnlab.train import TrainConfig, Trainer, seed_everything
 

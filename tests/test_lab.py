@@ -9,7 +9,7 @@ from torch import nn
 from rnnlab.cli import main
 from rnnlab.data.synthetic import AddingProblem, CopyMemory, LongGapCue
 from rnnlab.errors import ConfigError
-from rnnlab.lab import MODELS, LabSettings, LabTask, build_model, count_parameters, hidden_for_budget, run_one
+from rnnlab.tasks.lab import MODELS, LabSettings, LabTask, build_lab_model, count_parameters, hidden_for_budget, run_one
 from rnnlab.models.sequence_model import SequenceModel
 
 
@@ -18,16 +18,16 @@ def test_hidden_size_is_the_largest_within_the_budget(name):
     settings = LabSettings(budget=20_000, embedding=16)
     task = LongGapCue(30, seed=0)
     hidden, params = hidden_for_budget(name, task, settings)
-    assert params == count_parameters(build_model(name, task, hidden, settings)) <= 20_000
-    assert count_parameters(build_model(name, task, hidden + 1, settings)) > 20_000
+    assert params == count_parameters(build_lab_model(name, task, hidden, settings)) <= 20_000
+    assert count_parameters(build_lab_model(name, task, hidden + 1, settings)) > 20_000
 
 
 def test_chrono_model_uses_the_task_length_and_plain_lstm_forget_bias_one():
     settings = LabSettings(embedding=8)
     task = LongGapCue(50, seed=0)
     H = 12
-    lstm = build_model("lstm", task, H, settings).layer
-    chrono = build_model("lstm_chrono", task, H, settings).layer
+    lstm = build_lab_model("lstm", task, H, settings).layer
+    chrono = build_lab_model("lstm_chrono", task, H, settings).layer
     f = slice(H, 2 * H)
     torch.testing.assert_close(lstm.bias_ih_l0[f] + lstm.bias_hh_l0[f], torch.ones(H))
     b_f = chrono.bias_ih_l0[f] + chrono.bias_hh_l0[f]
@@ -119,7 +119,7 @@ def test_each_lab_command_runs_end_to_end(tmp_path, task, lengths, capsys):
     assert run["format"] == "rnnlab-run" and run["kind"] == "lab" and run["config"]["task"] == task
     assert (out / "metrics.csv").exists() and (out / "summary.md").read_text().startswith(f"Task `{task}`")
     assert list(out.glob("*.png"))
-    from rnnlab.lab_report import load_results, summary_markdown
+    from rnnlab.analysis.lab import load_results, summary_markdown
 
     assert summary_markdown(load_results(out)) == (out / "summary.md").read_text()  # JSON round trip
 
@@ -167,4 +167,4 @@ def test_existing_results_are_never_overwritten(tmp_path, capsys):
 
 def test_library_rejects_unknown_model_with_typed_error():
     with pytest.raises(ConfigError, match="unknown lab model"):
-        build_model("cnn", LongGapCue(5), 4, LabSettings())
+        build_lab_model("cnn", LongGapCue(5), 4, LabSettings())

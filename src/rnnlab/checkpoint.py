@@ -29,7 +29,6 @@ import os
 import shutil
 import tempfile
 from dataclasses import dataclass, field
-from datetime import datetime, timezone
 from pathlib import Path
 from typing import Any
 
@@ -40,7 +39,7 @@ from safetensors.torch import load_file, save_file
 
 from rnnlab.errors import RunDirError, StateDictError
 from rnnlab.io import atomic_write_json, fsync_dir, read_json, umask_mode
-from rnnlab.models.registry import build_model, config_to_dict, model_name
+from rnnlab.models.registry import config_to_dict, model_name, rebuild_model
 from rnnlab.rundir import POINTER
 
 CHECKPOINT_FORMAT, CHECKPOINT_VERSION = "rnnlab-checkpoint", 1
@@ -204,7 +203,7 @@ def load_checkpoint(path: str | os.PathLike, *, which: str = "best", training_st
         raise RunDirError(f"checkpoint {directory} has format version {meta.get('version')}; this rnnlab reads "
                           f"version {CHECKPOINT_VERSION}")
     with torch.random.fork_rng(devices=[]):  # building the model must not move the caller's RNG
-        model = build_model(meta["model"], meta["config"])
+        model = rebuild_model(meta["model"], meta["config"])
     try:
         weights = load_file(str(directory / "model.safetensors"))
     except (SafetensorError, OSError, ValueError) as error:

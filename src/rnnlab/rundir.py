@@ -18,6 +18,7 @@ which checks format, version and kind.
 from __future__ import annotations
 
 import os
+import shutil
 from datetime import datetime, timezone
 from pathlib import Path
 from typing import Any
@@ -137,7 +138,6 @@ def run_kind(run_dir: str | os.PathLike) -> str:
 
 def clean_temporary(directory: str | os.PathLike) -> list[Path]:
     """Remove the hidden temporary entries (``.*.tmp`` files, ``.ckpt-*`` folders) a killed write left."""
-    import shutil
 
     removed = []
     directory = Path(directory)

@@ -34,6 +34,7 @@ from pathlib import Path
 
 from rnnlab.analysis import report_sections as sections
 from rnnlab.analysis.report_assets import CSS, JS
+from rnnlab.analysis.report_lm import lm_sections
 from rnnlab.analysis.report_sections import Page
 from rnnlab.errors import RunDirError
 from rnnlab.io import atomic_write_bytes
@@ -104,7 +105,6 @@ def _figures(page: Page, run_dir: Path, prefix: str) -> None:
 def _run_sections(page: Page, run_dir: Path, info: dict, prefix: str = "", title: str = "Overview",
                   prompts: list | None = None, part: bool = False) -> None:
     """Every section the run has: results first, then (for a demo's part, folded) its details."""
-    from rnnlab.analysis.report_lm import lm_sections
 
     if not part:
         _overview(page, run_dir, info, prefix, title)

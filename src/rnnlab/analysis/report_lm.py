@@ -13,9 +13,19 @@ from pathlib import Path
 
 import numpy as np
 
-from rnnlab.analysis.gates import FEATURES, best_per_feature, rank_units, record_language_model, text_features
+from rnnlab.analysis.gates import (
+    FEATURES,
+    best_per_feature,
+    rank_units,
+    record_language_model,
+    text_features,
+)
 from rnnlab.analysis.next_token import next_tokens, next_words
 from rnnlab.analysis.report_sections import Page
+from rnnlab.checkpoint import load_checkpoint
+from rnnlab.data.text import load_corpus
+from rnnlab.errors import RnnlabError
+from rnnlab.tasks.lm import load_language_model as load
 
 # Signals put on the page (and shown on hover, in this order) where the cell has them; the LSTM's candidate g
 # is left out to keep the page light (c and the gates tell its story).
@@ -26,8 +36,6 @@ WORD_START = re.compile(r"[a-z,] ([a-z]{2,})\b(?![(_.\[])")  # a space then a pl
 
 def load_language_model(run_dir: Path):
     """(model, tokenizer) from the best checkpoint, or None when the run has none (or not an LM)."""
-    from rnnlab.checkpoint import load_checkpoint
-    from rnnlab.lm import load_language_model as load
 
     if not (run_dir / "checkpoints.json").exists():
         return None
@@ -40,7 +48,6 @@ def load_language_model(run_dir: Path):
 
 def heldout_text(info: dict, max_chars: int = 60_000) -> tuple[str, str]:
     """(text, where it came from): the start of the run's validation split, read as training read it."""
-    from rnnlab.data.text import load_corpus
 
     config = info.get("config") or {}
     path = next((config[k] for k in ("data", "data_path", "corpus", "path") if isinstance(config.get(k), str)), None)
@@ -197,7 +204,6 @@ def predictions_section(page: Page, model, tokenizer, prompts: list[tuple[str, s
 
 def lm_sections(page: Page, run_dir: Path, info: dict, prefix: str = "", *, prompts=None) -> str | None:
     """Gate viewer + predictions for an LM run; returns a note when they cannot be shown (else None)."""
-    from rnnlab.errors import RnnlabError
 
     try:
         loaded = load_language_model(run_dir)

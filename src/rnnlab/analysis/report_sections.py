@@ -16,6 +16,8 @@ from pathlib import Path
 
 import numpy as np
 
+from rnnlab.tasks.forecast import SavedForecaster
+
 # metrics.csv columns that are bookkeeping, not metrics to plot
 NOT_METRICS = {"step", "epoch", "split", "loss", "lr", "elapsed_s", "cpu_s", "items_per_s", "tokens", "windows", "model",
                "length", "seed"}
@@ -230,7 +232,6 @@ def gradflow_section(page: Page, run_dir: Path, info: dict, prefix: str = "") ->
 def _forecast_history(run_dir: Path, keep: int):
     """(times, {target: values}) of the series a forecaster run forecasts from, or None if it cannot be read."""
     try:
-        from rnnlab.models.forecast_task import SavedForecaster
 
         saved = SavedForecaster(run_dir)
         source = str(saved.spec.get("source") or "")

@@ -52,8 +52,8 @@ def register(subparsers) -> None:
 def run_train(args: argparse.Namespace) -> int:
     import torch
 
-    from rnnlab.classify_run import BUILTIN, load_sets, train_run
     from rnnlab.errors import ConfigError
+    from rnnlab.runs.classify import BUILTIN, load_sets, train_run
     from rnnlab.train import TrainConfig
 
     if args.threads < 1:
@@ -73,8 +73,8 @@ def run_train(args: argparse.Namespace) -> int:
 
 
 def run_predict(args: argparse.Namespace) -> int:
-    from rnnlab.classify_run import predict_run, run_class_names
     from rnnlab.data.labelled_sequences import load_japanese_vowels, load_sequence_csv
+    from rnnlab.runs.classify import predict_run, run_class_names
 
     if args.csv is None:
         data, labelled = load_japanese_vowels("test"), True

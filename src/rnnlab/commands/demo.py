@@ -2,7 +2,7 @@
 
 No download and no GPU; a few minutes on 2 CPU cores (``--quick``: seconds, for tests). Prints a
 summary table and next-word guesses, writes everything into ``--out`` (default
-``runs/demo-<date>-<time>``) and prints the path of the HTML report. See :mod:`rnnlab.demo`.
+``runs/demo-<date>-<time>``) and prints the path of the HTML report. See :mod:`rnnlab.runs.demo`.
 """
 from __future__ import annotations
 
@@ -26,8 +26,8 @@ def run(args: argparse.Namespace) -> int:
     import torch
     from tqdm.auto import tqdm
 
-    from rnnlab.demo import DemoPlan, default_out, run_demo
     from rnnlab.errors import ConfigError
+    from rnnlab.runs.demo import DemoPlan, default_out, run_demo
 
     if args.threads < 1:
         raise ConfigError(f"--threads must be >= 1, got {args.threads}")

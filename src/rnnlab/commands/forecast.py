@@ -69,7 +69,7 @@ def run_train(args: argparse.Namespace) -> int:
 
     from rnnlab.data.series_windows import check_window
     from rnnlab.errors import ConfigError
-    from rnnlab.forecast_run import format_results, load_source, train_run
+    from rnnlab.runs.forecast import format_results, load_source, train_run
     from rnnlab.train import TrainConfig
 
     check_window(args.lookback, args.horizon)
@@ -98,7 +98,7 @@ def run_train(args: argparse.Namespace) -> int:
 
 
 def run_predict(args: argparse.Namespace) -> int:
-    from rnnlab.forecast_run import predict_run
+    from rnnlab.runs.forecast import predict_run
 
     table, csv_path, png = predict_run(args.run_dir, args.csv, out_csv=args.out, level=args.level, fill=args.fill)
     print(table.to_string(index=False, max_rows=12))

@@ -2,14 +2,14 @@
 
 Each subcommand runs a model x length x seed grid (or, for ``gradflow``, a model x seed study) at an
 equal parameter budget and step budget, shows a progress bar per run, stops a run early once it is
-solved (see :mod:`rnnlab.lab`) and writes runs.csv/json, metrics.csv, run.json, summary.md and PNG
+solved (see :mod:`rnnlab.tasks.lab`) and writes runs.csv/json, metrics.csv, run.json, summary.md and PNG
 plots into ``--out``. With no options, each runs the default grid of ``benchmarks/results/lab.md``.
 """
 from __future__ import annotations
 
 import argparse
 
-from rnnlab.lab import GRID_DEFAULTS, MODELS, LabSettings
+from rnnlab.tasks.lab import GRID_DEFAULTS, MODELS, LabSettings
 
 HELP = {
     "gap": 'long-gap cue task: "i grew up in <country> ... i speak fluent" -> language',
@@ -77,8 +77,8 @@ def run(args: argparse.Namespace) -> int:
     import torch
 
     from rnnlab.errors import ConfigError
-    from rnnlab.lab import run_grid
-    from rnnlab.lab_gradflow import gradient_study
+    from rnnlab.runs.gradflow import gradient_study
+    from rnnlab.runs.lab import run_grid
 
     if args.threads < 1:
         raise ConfigError(f"--threads must be >= 1, got {args.threads}")

@@ -79,7 +79,7 @@ def _split(text: str) -> tuple:
 def run_train(args: argparse.Namespace) -> int:
     import torch
 
-    from rnnlab.lm_run import LMRunConfig, train_lm
+    from rnnlab.runs.lm import LMRunConfig, train_lm
 
     if args.threads:
         torch.set_num_threads(args.threads)
@@ -126,7 +126,7 @@ def _encode_prompt(tokenizer, text: str) -> list[int]:
 
 
 def run_next(args: argparse.Namespace) -> int:
-    from rnnlab.lm import load_language_model
+    from rnnlab.tasks.lm import load_language_model
 
     if args.top_k < 1:
         raise ConfigError(f"--top-k must be >= 1, got {args.top_k}")
@@ -139,7 +139,7 @@ def run_next(args: argparse.Namespace) -> int:
 
 
 def run_generate(args: argparse.Namespace) -> int:
-    from rnnlab.lm import load_language_model
+    from rnnlab.tasks.lm import load_language_model
 
     model, tokenizer, _ = load_language_model(args.checkpoint)
     prompt = _encode_prompt(tokenizer, args.prompt)
@@ -154,9 +154,9 @@ def run_evaluate(args: argparse.Namespace) -> int:
     """``rnnlab evaluate`` for a language-model run (dispatched by rnnlab.commands.evaluate)."""
     from pathlib import Path
 
-    from rnnlab.io import read_json
     from rnnlab.data.text import check_text_file, load_corpus
-    from rnnlab.lm import evaluate_stream, load_language_model
+    from rnnlab.io import read_json
+    from rnnlab.tasks.lm import evaluate_stream, load_language_model
 
     model, tokenizer, ckpt = load_language_model(args.checkpoint)
     if args.data is None:

@@ -24,7 +24,13 @@ from dataclasses import dataclass
 
 import torch
 
-from rnnlab.data.synthetic_words import COUNTRIES, FILLER_WORDS, FRAME_WORDS, GRAMMAR, SENTENCE_TEMPLATES
+from rnnlab.data.synthetic_words import (
+    COUNTRIES,
+    FILLER_WORDS,
+    FRAME_WORDS,
+    GRAMMAR,
+    SENTENCE_TEMPLATES,
+)
 from rnnlab.errors import ConfigError
 
 

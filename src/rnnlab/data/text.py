@@ -25,6 +25,7 @@ from typing import Iterator
 
 import numpy as np
 
+from rnnlab.data.builtin import pydoc_topics_text
 from rnnlab.errors import ConfigError, DataError
 
 CHUNK = 1 << 20
@@ -158,7 +159,6 @@ def load_corpus(path: str | os.PathLike | None = None, *, fractions: tuple[float
                 errors: str = "strict") -> Corpus:
     """A corpus from a file, a directory, a train/valid/test directory, or (None) the built-in one."""
     if path is None:
-        from rnnlab.data.builtin import pydoc_topics_text
 
         return split_documents([text_document("pydoc_data.topics", pydoc_topics_text())], fractions,
                                "built-in corpus pydoc_data.topics")

@@ -134,7 +134,8 @@ class BPETokenizer(Tokenizer):
 
     @classmethod
     def fit(cls, lines: Iterable[str], *, vocab_size: int = 4096) -> "BPETokenizer":
-        from tokenizers import Tokenizer as HFTokenizer, decoders, models, pre_tokenizers, trainers
+        from tokenizers import Tokenizer as HFTokenizer
+        from tokenizers import decoders, models, pre_tokenizers, trainers
 
         if vocab_size < 257:
             raise ConfigError(f"byte-level BPE needs vocab_size >= 257 (256 bytes + merges), got {vocab_size}")

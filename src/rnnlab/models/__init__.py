@@ -1,5 +1,10 @@
 """Models built on the recurrent core. Importing this package registers every checkpointable model
 (see :mod:`rnnlab.models.registry`)."""
-from rnnlab.models.language import LanguageModel, LanguageModelConfig, WindowLanguageModel, WindowLanguageModelConfig
-from rnnlab.models.forecaster import Forecaster, ForecasterConfig
 from rnnlab.models.classifier import ClassifierConfig, SequenceClassifier
+from rnnlab.models.forecaster import Forecaster, ForecasterConfig
+from rnnlab.models.language import (
+    LanguageModel,
+    LanguageModelConfig,
+    WindowLanguageModel,
+    WindowLanguageModelConfig,
+)

@@ -10,20 +10,15 @@
     logits = W dropout(z) + b
 
 Padding never reaches ``z``: results do not depend on how far a batch is padded, nor on what the
-padding holds. :class:`ClassifyTask` trains it with cross-entropy through :class:`rnnlab.train.Trainer`.
+padding holds. :class:`rnnlab.tasks.classify.ClassifyTask` trains it with cross-entropy through :class:`rnnlab.train.Trainer`.
 """
 from __future__ import annotations
 
-import json
 from dataclasses import dataclass
 
-import numpy as np
 import torch
-import torch.nn.functional as F
 from torch import Tensor, nn
 
-from rnnlab import metrics
-from rnnlab.data.labelled_sequences import SequenceSet, pad
 from rnnlab.errors import ConfigError, InputShapeError
 from rnnlab.models.registry import register_model
 from rnnlab.nn import build_recurrent
@@ -90,55 +85,3 @@ class SequenceClassifier(nn.Module):
 
     def forward(self, x: Tensor, lengths: Tensor) -> Tensor:
         return self.head(self.drop(self.features(x, lengths)))
-
-
-class ClassifyTask:
-    """Cross-entropy training on a :class:`SequenceSet`, for :class:`rnnlab.train.Trainer`.
-
-    Features are standardised with statistics of the training sequences only. Batches are padded
-    to their own longest sequence; evaluation covers every sequence of a split.
-    """
-
-    item_name = "seq"
-
-    def __init__(self, splits: dict[str, SequenceSet], mean, std, *, batch_size: int = 32, seed: int = 0):
-        self.splits, self.mean, self.std = splits, np.asarray(mean), np.asarray(std)
-        self.batch_size, self.seed = batch_size, seed
-
-    def batches(self, split: str, order=None):
-        data = self.splits[split]
-        order = np.arange(len(data)) if order is None else order
-        for k in range(0, len(order), self.batch_size):
-            index = order[k:k + self.batch_size]
-            yield pad([data.sequences[i] for i in index], data.labels[index], self.mean, self.std)
-
-    def train_batches(self, epoch: int):
-        order = np.random.default_rng((self.seed, epoch)).permutation(len(self.splits["train"]))
-        return self.batches("train", order)
-
-    def num_batches(self, epoch: int) -> int:
-        return -(-len(self.splits["train"]) // self.batch_size)
-
-    def loss(self, model, batch, state):
-        return F.cross_entropy(model(batch["x"], batch["lengths"]), batch["y"]), None, len(batch["y"])
-
-    def predict(self, model, split: str) -> tuple[np.ndarray, np.ndarray]:
-        """Logits ``(N, n_classes)`` and labels ``(N,)`` for every sequence of ``split``."""
-        was_training = model.training
-        model.eval()
-        logits, labels = [], []
-        with torch.no_grad():
-            for batch in self.batches(split):
-                logits.append(model(batch["x"], batch["lengths"]))
-                labels.append(batch["y"])
-        model.train(was_training)
-        return torch.cat(logits).numpy(), torch.cat(labels).numpy()
-
-    def evaluate(self, model, split: str) -> dict[str, float]:
-        logits, labels = self.predict(model, split)
-        loss = F.cross_entropy(torch.from_numpy(logits), torch.from_numpy(labels)).item()
-        return {"loss": loss, "accuracy": metrics.accuracy(labels, logits.argmax(axis=1))}
-
-    def checkpoint_files(self) -> dict[str, str]:
-        spec = {"class_names": self.splits["train"].class_names, "mean": self.mean.tolist(), "std": self.std.tolist()}
-        return {"classify.json": json.dumps(spec, indent=1)}

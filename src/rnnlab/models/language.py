@@ -24,6 +24,8 @@ from torch import nn
 
 from rnnlab.errors import ConfigError, DataError, InputShapeError
 from rnnlab.models.registry import register_model
+from rnnlab.models.window_mlp import WindowMLP
+from rnnlab.nn import build_recurrent  # the core's registry decides which cells exist
 
 
 def locked_dropout(x: torch.Tensor, p: float, training: bool) -> torch.Tensor:
@@ -135,7 +137,6 @@ class LanguageModel(GenerateMixin, nn.Module):
 
     def __init__(self, config: LanguageModelConfig):
         super().__init__()
-        from rnnlab.nn import build_recurrent  # the core's registry decides which cells exist
 
         c = self.config = config
         for name in ("dropout_embed", "dropout_input", "dropout_hidden", "dropout_output", "weight_drop"):
@@ -209,7 +210,6 @@ class WindowLanguageModel(GenerateMixin, nn.Module):
 
     def __init__(self, config: WindowLanguageModelConfig):
         super().__init__()
-        from rnnlab.models.window_mlp import WindowMLP
 
         self.config = config
         self.mlp = WindowMLP(config.embed_size, config.hidden_size, config.vocab_size, window=config.window,

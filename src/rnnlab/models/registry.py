@@ -75,7 +75,7 @@ def config_from_dict(cls: type, data: dict) -> Any:
     return cls(**data)
 
 
-def build_model(name: str, config: dict) -> Any:
+def rebuild_model(name: str, config: dict) -> Any:
     """Rebuild a registered model from its name and config dict."""
     if name not in MODELS:
         for module in MODEL_MODULES:

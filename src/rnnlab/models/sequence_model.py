@@ -15,6 +15,7 @@ import torch
 from torch import nn
 
 from rnnlab.errors import ConfigError, InputShapeError
+from rnnlab.nn import build_recurrent  # the registry decides which cells exist
 
 
 class SequenceModel(nn.Module):
@@ -36,7 +37,6 @@ class SequenceModel(nn.Module):
     def __init__(self, cell: str, input_size: int, hidden_size: int, output_size: int, *,
                  num_embeddings: int | None = None, num_layers: int = 1, **options) -> None:
         super().__init__()
-        from rnnlab.nn import build_recurrent  # the registry decides which cells exist
 
         for name, value in (("input_size", input_size), ("hidden_size", hidden_size), ("output_size", output_size)):
             if isinstance(value, bool) or not isinstance(value, int) or value < 1:

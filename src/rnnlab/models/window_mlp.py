@@ -17,6 +17,7 @@ import torch.nn.functional as F
 from torch import nn
 
 from rnnlab.errors import ConfigError, InputShapeError
+from rnnlab.nn.sequence import check_lengths
 
 
 class WindowMLP(nn.Module):
@@ -75,7 +76,6 @@ class WindowMLP(nn.Module):
         no action: the model is causal, so a valid step never sees the right padding.
         """
         if lengths is not None:
-            from rnnlab.nn.sequence import check_lengths
 
             check_lengths(lengths, inputs.shape[0], inputs.shape[1])
         return self.output(torch.tanh(self.hidden(self.windows(inputs))))

@@ -25,8 +25,8 @@ from torch import Tensor, nn
 from torch.nn.utils.rnn import PackedSequence, pack_padded_sequence, pad_packed_sequence
 
 from rnnlab.errors import ConfigError, InputShapeError, StateError
-from rnnlab.nn import init as rinit
 from rnnlab.nn import fastpath
+from rnnlab.nn import init as rinit
 from rnnlab.nn.cells import GRUCell, LSTMCell, RNNCell, check_state_dict
 from rnnlab.nn.regularize import RegularizedCell, check_regularizers, draw_masks
 from rnnlab.nn.sequence import check_input, check_lengths

@@ -36,7 +36,12 @@ from rnnlab.nn.cells import RecurrentCell, check_state_dict
 from rnnlab.nn.layers import _repack_like
 from rnnlab.nn.minimal_scan import gated_scan
 from rnnlab.nn.scan import log_scan
-from rnnlab.nn.sequence import check_input, check_lengths, lengths_to_mask, reverse_padded
+from rnnlab.nn.sequence import (
+    check_input,
+    check_lengths,
+    lengths_to_mask,
+    reverse_padded,
+)
 from rnnlab.nn.unroll import unroll
 
 
@@ -350,7 +355,9 @@ class MinLSTM(_MinimalLayer):
 
 def _register() -> None:
     """Add ``"mingru"`` and ``"minlstm"`` to :data:`rnnlab.nn.RECURRENT` (so ``build_recurrent`` knows them)."""
-    from rnnlab.nn import RECURRENT  # imported here: the package imports this module after defining it
+    from rnnlab.nn import (
+        RECURRENT,  # imported here: the package imports this module after defining it
+    )
 
     RECURRENT.setdefault("mingru", MinGRU)
     RECURRENT.setdefault("minlstm", MinLSTM)

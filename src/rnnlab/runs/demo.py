@@ -1,12 +1,12 @@
 """``rnnlab demo``: the whole story in a few minutes on a laptop CPU, no download.
 
-1. **Long gaps** (:func:`rnnlab.lab.run_grid`): "i grew up in <country> ... i speak fluent" ->
+1. **Long gaps** (:func:`rnnlab.runs.lab.run_grid`): "i grew up in <country> ... i speak fluent" ->
    the country's language, with MLP (window 10), RNN and LSTM at an equal parameter and step
    budget, at a few gaps. The MLP cannot see past its window, the RNN loses the cue as the gap
    grows, the LSTM keeps it.
-2. **Gradient flow** (:func:`rnnlab.lab_gradflow.gradient_study`): ||dL/dh_t|| against distance
+2. **Gradient flow** (:func:`rnnlab.runs.gradflow.gradient_study`): ||dL/dh_t|| against distance
    for the RNN and the LSTM, before and after training.
-3. **Language** (:func:`rnnlab.lm_run.train_lm`): a character LSTM on the built-in corpus (the
+3. **Language** (:func:`rnnlab.runs.lm.train_lm`): a character LSTM on the built-in corpus (the
    documentation inside every Python, ``pydoc_data.topics``), then its next-word guesses.
 4. **Report** (:func:`rnnlab.analysis.report.build_report`): one HTML page of all of it, with the
    LSTM's gates on held-out text.
@@ -21,6 +21,15 @@ import sys
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
+
+from rnnlab.analysis.next_token import next_words
+from rnnlab.analysis.report import build_report
+from rnnlab.rundir import check_run_dir_free, prepare_run_dir, update_run_json
+from rnnlab.runs.gradflow import gradient_study
+from rnnlab.runs.lab import run_grid
+from rnnlab.runs.lm import LMRunConfig, train_lm
+from rnnlab.tasks.lab import LabSettings
+from rnnlab.tasks.lm import load_language_model
 
 PROMPTS = ["The return value is ", "If the object is not ", "This method is called to ", "An exception is raised if the "]
 
@@ -58,13 +67,6 @@ def run_demo(out: str | Path, plan: DemoPlan, *, progress: bool = True, log=prin
     """Run every part into ``out`` (must be new or empty); returns the numbers the terminal summary shows."""
     import torch
 
-    from rnnlab.analysis.next_token import next_words
-    from rnnlab.analysis.report import build_report
-    from rnnlab.rundir import check_run_dir_free, prepare_run_dir, update_run_json
-    from rnnlab.lab import LabSettings, run_grid
-    from rnnlab.lab_gradflow import gradient_study
-    from rnnlab.lm import load_language_model
-    from rnnlab.lm_run import LMRunConfig, train_lm
 
     out = Path(out)
     check_run_dir_free(out)

@@ -1,9 +1,15 @@
 """Tables and plots of a lab grid: ``RunResult`` rows in, markdown text and PNG files out."""
 from __future__ import annotations
 
+import csv
+import json
 from pathlib import Path
 
 import numpy as np
+
+from rnnlab.analysis.plots import learning_curves, metric_by_length, save_png
+from rnnlab.errors import RunDirError
+from rnnlab.tasks.lab import RunResult, make_task
 
 LABELS = {"accuracy": "held-out accuracy", "mse": "held-out MSE", "copy_accuracy": "accuracy on copied symbols"}
 LENGTH_WORD = {"gap": "gap", "adding": "T", "copy": "T", "order": "T"}
@@ -21,7 +27,6 @@ def metric_chance(result) -> float:
     cross-entropy baseline), so the copy accuracy's chance, 1 / num_symbols, comes from the task."""
     if result.metric != "copy_accuracy":
         return result.chance
-    from rnnlab.lab import make_task
 
     return 1.0 / make_task(result.task, result.length, 0).num_symbols
 
@@ -77,9 +82,7 @@ def summary_markdown(results) -> str:
 
 def plot_grid(results, out_dir: str | Path) -> list[Path]:
     """``<task>_<metric>.png`` (final metric against length, seed spread) and ``<task>_curves.png``."""
-    import matplotlib.pyplot as plt
 
-    from rnnlab.analysis.plots import learning_curves, metric_by_length
 
     if not results:
         return []
@@ -90,8 +93,7 @@ def plot_grid(results, out_dir: str | Path) -> list[Path]:
                            xlabel=f"{word} (steps)", title=f"{task}: final {metric} (band: seed min–max)",
                            logy=metric == "mse")
     paths = [out / f"{task}_{metric}.png"]
-    fig.savefig(paths[0], dpi=110)
-    plt.close(fig)
+    save_png(fig, paths[0])
     first = [r for r in results if r.curve and r.seed == min(x.seed for x in results)]
     models = list(dict.fromkeys(r.model for r in results))
     curves, styles = {}, {}
@@ -104,8 +106,7 @@ def plot_grid(results, out_dir: str | Path) -> list[Path]:
         fig = learning_curves(curves, ylabel=LABELS.get(metric, metric), chance=metric_chance(results[0]), styles=styles,
                               title=f"{task}: held-out {metric} during training (first seed)", logy=metric == "mse")
         paths.append(out / f"{task}_curves.png")
-        fig.savefig(paths[1], dpi=110)
-        plt.close(fig)
+        save_png(fig, paths[1])
     return paths
 
 
@@ -122,10 +123,7 @@ def largest_solved(results, model: str) -> int | None:
 
 def load_results(path: str | Path) -> list:
     """Read a grid's ``runs.json`` (or its directory) back into ``RunResult`` rows."""
-    import json
 
-    from rnnlab.errors import RunDirError
-    from rnnlab.lab import RunResult
 
     path = Path(path)
     path = path / "runs.json" if path.is_dir() else path
@@ -134,7 +132,6 @@ def load_results(path: str | Path) -> list:
     rows = json.loads(path.read_text())
     if rows and "final_loss" not in rows[0] and (path.parent / "metrics.csv").exists():
         # Written before runs.json had final_loss: take each run's last held-out loss from metrics.csv.
-        import csv
 
         with open(path.parent / "metrics.csv", newline="") as handle:
             last = {(m["model"], int(m["length"]), int(m["seed"])): float(m["loss"]) for m in csv.DictReader(handle)}

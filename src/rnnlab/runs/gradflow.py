@@ -27,9 +27,11 @@ import torch
 import torch.nn.functional as F
 
 from rnnlab.analysis.gradients import decay_factor, gradient_norms, state_gradients
+from rnnlab.analysis.plots import gradient_flow, save_png
 from rnnlab.data.synthetic import LongGapCue
 from rnnlab.errors import ConfigError
-from rnnlab.lab import RECURRENT_MODELS, LabSettings, build_model, hidden_for_budget, prepare_out_dir, run_one
+from rnnlab.runs.lab import prepare_out_dir
+from rnnlab.tasks.lab import RECURRENT_MODELS, LabSettings, build_lab_model, hidden_for_budget, run_one
 
 
 def measure(model, probe) -> dict[str, np.ndarray]:
@@ -47,8 +49,6 @@ def measure(model, probe) -> dict[str, np.ndarray]:
 def gradient_study(cells, gap: int, seeds, settings: LabSettings, out_dir: str | Path, *, probe_size: int = 64,
                    progress: bool = True, log=print) -> list[dict]:
     """Measure, train, measure again for every cell x seed; write files; return the factor rows."""
-    from rnnlab.analysis.plots import gradient_flow
-    import matplotlib.pyplot as plt
 
     cells, seeds = list(cells), [int(s) for s in seeds]
     for cell in cells:
@@ -70,7 +70,7 @@ def gradient_study(cells, gap: int, seeds, settings: LabSettings, out_dir: str |
             task = LongGapCue(gap, seed=seed, **settings.task_options)
             hidden, params = hidden_for_budget(cell, task, settings)
             torch.manual_seed(seed)  # the same initial weights run_one starts from
-            stages = {"init": build_model(cell, task, hidden, settings)}
+            stages = {"init": build_lab_model(cell, task, hidden, settings)}
             result, stages["trained"], _ = run_one("gap", cell, gap, seed, settings, progress=progress)
             for stage, model in stages.items():
                 norms = measure(model, probe)
@@ -96,8 +96,7 @@ def gradient_study(cells, gap: int, seeds, settings: LabSettings, out_dir: str |
     for stage, by_cell in curves.items():
         mean = {name: np.mean(np.stack(runs), axis=0) for name, runs in by_cell.items()}
         fig = gradient_flow(mean, title=f"cue task gap {gap}, {stage}: mean of {len(seeds)} seed(s)")
-        fig.savefig(out / f"gradflow_{stage}.png", dpi=110)
-        plt.close(fig)
+        save_png(fig, out / f"gradflow_{stage}.png")
     return factor_rows
 
 

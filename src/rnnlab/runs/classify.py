@@ -20,12 +20,13 @@ import numpy as np
 import pandas as pd
 
 from rnnlab import metrics
-from rnnlab.analysis.forecast_plots import confusion_figure, save_png
+from rnnlab.analysis.plots import confusion_figure, save_png
 from rnnlab.checkpoint import load_checkpoint
-from rnnlab.rundir import prepare_run_dir, update_run_json
 from rnnlab.data.labelled_sequences import SequenceSet, feature_stats, load_japanese_vowels, load_sequence_csv
 from rnnlab.errors import DataError, RunDirError
-from rnnlab.models.classifier import ClassifierConfig, ClassifyTask, SequenceClassifier
+from rnnlab.models.classifier import ClassifierConfig, SequenceClassifier
+from rnnlab.rundir import prepare_run_dir, update_run_json
+from rnnlab.tasks.classify import ClassifyTask
 from rnnlab.train import TrainConfig, Trainer, seed_everything
 
 BUILTIN = "japanese-vowels"

@@ -18,15 +18,15 @@ from pathlib import Path
 
 import numpy as np
 
-from rnnlab.analysis.forecast_plots import forecast_figure, save_png
-from rnnlab.rundir import prepare_run_dir, update_run_json
+from rnnlab.analysis.plots import forecast_figure, save_png
 from rnnlab.data.builtin_series import SEASONAL_PERIOD, load_builtin
 from rnnlab.data.series import load_series
 from rnnlab.data.series_windows import ForecastData, ratio_split
 from rnnlab.errors import ConfigError, RunDirError
 from rnnlab.models.baselines import evaluate_baselines
-from rnnlab.models.forecast_task import ForecastTask, SavedForecaster, evaluate_split, original_scale_metrics
 from rnnlab.models.forecaster import Forecaster, ForecasterConfig
+from rnnlab.rundir import prepare_run_dir, update_run_json
+from rnnlab.tasks.forecast import ForecastTask, SavedForecaster, evaluate_split, original_scale_metrics
 from rnnlab.train import TrainConfig, Trainer, seed_everything
 
 

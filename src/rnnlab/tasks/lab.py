@@ -15,24 +15,22 @@ Models (``MODELS``): ``mlp`` (fixed window W, default 10), ``rnn`` (tanh), ``gru
 Each grid writes ``runs.csv`` / ``runs.json`` (one row per run, rewritten after every run so a
 killed grid keeps what it finished), ``metrics.csv`` (every evaluation of every run),
 ``run.json``, ``summary.md`` and PNG plots; see :func:`run_grid`. The gradient-flow study is in
-:mod:`rnnlab.lab_gradflow`.
+:mod:`rnnlab.runs.gradflow`.
 """
 from __future__ import annotations
 
-import json
 import time
-from dataclasses import asdict, dataclass, field
-from datetime import datetime, timezone
-from pathlib import Path
+from dataclasses import dataclass, field
 
 import torch
 import torch.nn.functional as F
 
 from rnnlab.data.synthetic import TASKS, SyntheticTask
-from rnnlab.errors import ConfigError, RunDirError
+from rnnlab.errors import ConfigError
 from rnnlab.models.sequence_model import SequenceModel
 from rnnlab.models.window_mlp import WindowMLP
 from rnnlab.nn.sequence import last_valid
+from rnnlab.train import TrainConfig, Trainer
 
 MODELS = ("mlp", "rnn", "gru", "lstm", "lstm_chrono")
 RECURRENT_MODELS = {"rnn": ("rnn", {}), "gru": ("gru", {}), "lstm": ("lstm", {"forget_bias": 1.0}),
@@ -84,7 +82,7 @@ def count_parameters(model: torch.nn.Module) -> int:
     return sum(p.numel() for p in model.parameters())
 
 
-def build_model(name: str, task: SyntheticTask, hidden_size: int, settings: LabSettings) -> torch.nn.Module:
+def build_lab_model(name: str, task: SyntheticTask, hidden_size: int, settings: LabSettings) -> torch.nn.Module:
     """The lab model ``name`` for ``task``: (B, T[, F]) -> (B, T, task.output_size)."""
     if name not in MODELS:
         raise ConfigError(f"unknown lab model {name!r}; expected one of {list(MODELS)}")
@@ -101,16 +99,16 @@ def build_model(name: str, task: SyntheticTask, hidden_size: int, settings: LabS
 def hidden_for_budget(name: str, task: SyntheticTask, settings: LabSettings) -> tuple[int, int]:
     """Largest hidden size whose model has at most ``settings.budget`` parameters -> (hidden, params)."""
     low, high = 1, 4096  # parameter count grows with the hidden size: bisect
-    if count_parameters(build_model(name, task, low, settings)) > settings.budget:
+    if count_parameters(build_lab_model(name, task, low, settings)) > settings.budget:
         raise ConfigError(f"a parameter budget of {settings.budget} is too small for model {name!r} on this task "
-                          f"(hidden size 1 already has {count_parameters(build_model(name, task, 1, settings))})")
+                          f"(hidden size 1 already has {count_parameters(build_lab_model(name, task, 1, settings))})")
     while low < high:
         mid = (low + high + 1) // 2
-        if count_parameters(build_model(name, task, mid, settings)) <= settings.budget:
+        if count_parameters(build_lab_model(name, task, mid, settings)) <= settings.budget:
             low = mid
         else:
             high = mid - 1
-    return low, count_parameters(build_model(name, task, low, settings))
+    return low, count_parameters(build_lab_model(name, task, low, settings))
 
 
 def make_task(task_name: str, length: int, seed: int, options: dict | None = None) -> SyntheticTask:
@@ -218,12 +216,11 @@ class RunResult:
 def run_one(task_name: str, model_name: str, length: int, seed: int, settings: LabSettings,
             *, progress: bool = True, on_eval=None) -> tuple[RunResult, torch.nn.Module, SyntheticTask]:
     """Train one model on one task length with one seed; stop early once solved."""
-    from rnnlab.train import Trainer, TrainConfig
 
     task = make_task(task_name, length, seed, settings.task_options)
     hidden, params = hidden_for_budget(model_name, task, settings)
     torch.manual_seed(seed)  # the same seed gives the same initial weights
-    model = build_model(model_name, task, hidden, settings)
+    model = build_lab_model(model_name, task, hidden, settings)
     lab_task = LabTask(task, settings.batch_size, settings.eval_size, seed)
     metric = SOLVED[task.target][0]
     state = {"solved_step": None, "curve": [], "loss": float("nan")}
@@ -252,63 +249,3 @@ def run_one(task_name: str, model_name: str, length: int, seed: int, settings: L
                        state["solved_step"] is not None, state["solved_step"], round(wall, 2), metric,
                        values[-1] if values else float("nan"), best, task.chance, state["curve"], state["loss"])
     return result, model, task
-
-
-def prepare_out_dir(out_dir: str | Path, kind_config: dict) -> Path:
-    """Create ``out_dir`` with run.json; refuse one that already holds a lab run (nothing is overwritten)."""
-    out = Path(out_dir)
-    if (out / "run.json").exists() or (out / "runs.csv").exists():
-        raise RunDirError(f"{out} already holds lab results; choose a new --out (nothing was overwritten)")
-    out.mkdir(parents=True, exist_ok=True)
-    import sys
-
-    run = {"format": "rnnlab-run", "version": 1, "kind": "lab",
-           "created": datetime.now(timezone.utc).isoformat(timespec="seconds"),
-           "command": " ".join(["rnnlab", *sys.argv[1:]]) if sys.argv and "rnnlab" in sys.argv[0] else " ".join(sys.argv),
-           "config": kind_config}
-    (out / "run.json").write_text(json.dumps(run, indent=2) + "\n")
-    return out
-
-
-def write_runs(out: Path, results: list[RunResult]) -> None:
-    """runs.json (with learning curves) and runs.csv (one row per run, no curves)."""
-    rows = [asdict(r) for r in results]
-    (out / "runs.json").write_text(json.dumps(rows, indent=1) + "\n")
-    import csv
-
-    columns = [k for k in rows[0] if k != "curve"] if rows else []
-    with open(out / "runs.csv", "w", newline="") as handle:
-        writer = csv.DictWriter(handle, fieldnames=columns, extrasaction="ignore")
-        writer.writeheader()
-        writer.writerows(rows)
-
-
-def run_grid(task_name: str, models, lengths, seeds, settings: LabSettings, out_dir: str | Path,
-             *, progress: bool = True, log=print) -> list[RunResult]:
-    """Every model x length x seed; writes runs.csv/json, metrics.csv, summary.md and plots into ``out_dir``."""
-    from rnnlab.lab_report import plot_grid, summary_markdown
-    from rnnlab.metrics_log import MetricsLog
-
-    models, lengths, seeds = list(models), [int(x) for x in lengths], [int(s) for s in seeds]
-    check_grid(task_name, models, lengths, seeds, settings)
-    out = prepare_out_dir(out_dir, {"task": task_name, "models": models, "lengths": lengths, "seeds": seeds,
-                                    "settings": asdict(settings), "solved_when": SOLVED})
-    metrics_log, results = MetricsLog(out / "metrics.csv"), []
-    total = len(models) * len(lengths) * len(seeds)
-    for length in lengths:
-        for model_name in models:
-            for seed in seeds:
-                def on_eval(step, info, m=model_name, n=length, s=seed):
-                    metrics_log.append({"step": step, "epoch": 0, "split": "valid", **info,
-                                        "model": m, "length": n, "seed": s})
-
-                result, _, _ = run_one(task_name, model_name, length, seed, settings, progress=progress,
-                                       on_eval=on_eval)
-                results.append(result)
-                write_runs(out, results)
-                log(f"[{len(results)}/{total}] {task_name} {model_name:<11} length {length:<5} seed {seed}: "
-                    f"{result.metric} {result.final:.4f} after {result.steps} steps "
-                    f"({'solved' if result.solved else 'not solved'}, {result.wall_s:.1f} s, {result.params} params)")
-    (out / "summary.md").write_text(summary_markdown(results))
-    plot_grid(results, out)
-    return results

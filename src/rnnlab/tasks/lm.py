@@ -17,10 +17,11 @@ import torch
 import torch.nn.functional as F
 
 from rnnlab import distributed as dist
+from rnnlab.checkpoint import load_checkpoint
 from rnnlab.data.text import Corpus, write_token_file
 from rnnlab.data.token_batches import ContiguousBatches, RandomWindows
-from rnnlab.data.tokenizer import Tokenizer
-from rnnlab.errors import DataError
+from rnnlab.data.tokenizer import Tokenizer, tokenizer_from_json
+from rnnlab.errors import DataError, RunDirError
 
 
 def encode_splits(corpus: Corpus, tokenizer: Tokenizer, cache_dir: str | Path) -> dict[str, np.memmap]:
@@ -124,9 +125,6 @@ def level_metrics(loss: float, level: str) -> dict[str, float]:
 
 def load_language_model(path, which: str = "best"):
     """(model, tokenizer, checkpoint) from a run directory or checkpoint; checks they belong together."""
-    from rnnlab.checkpoint import load_checkpoint
-    from rnnlab.data.tokenizer import tokenizer_from_json
-    from rnnlab.errors import RunDirError
 
     checkpoint = load_checkpoint(path, which=which)
     if "tokenizer.json" not in checkpoint.files:

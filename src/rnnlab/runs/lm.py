@@ -13,14 +13,15 @@ from pathlib import Path
 import numpy as np
 
 from rnnlab import distributed as dist
-from rnnlab.io import read_json
-from rnnlab.rundir import check_run_dir_free, prepare_run_dir, update_run_json
 from rnnlab.data.text import load_corpus, token_dtype
 from rnnlab.data.tokenizer import fit_tokenizer, tokenizer_from_json
 from rnnlab.errors import ConfigError, RunDirError
-from rnnlab.lm import LanguageModelTask, encode_splits
+from rnnlab.io import read_json
 from rnnlab.models import LanguageModel, LanguageModelConfig, WindowLanguageModel, WindowLanguageModelConfig
-from rnnlab.train import Trainer, TrainConfig, seed_everything
+from rnnlab.nn import RECURRENT
+from rnnlab.rundir import check_run_dir_free, prepare_run_dir, update_run_json
+from rnnlab.tasks.lm import LanguageModelTask, encode_splits
+from rnnlab.train import TrainConfig, Trainer, seed_everything
 
 LEVEL_DEFAULTS = {
     "char": dict(embed=64, hidden=256, layers=1, batch_size=32, bptt=64, optimizer="adam", lr=3e-3, clip=1.0,
@@ -73,18 +74,16 @@ class LMRunConfig:
             if values[key] is None:
                 values[key] = default
         values["split"] = tuple(values["split"])
-        from rnnlab.nn import RECURRENT
 
         if self.model != "mlp" and self.model not in RECURRENT:  # checked before any file is written
             raise ConfigError(f"--model must be mlp or one of {sorted(RECURRENT)}, got {self.model!r}")
         return LMRunConfig(**values)
 
 
-def build_model(c: LMRunConfig, vocab_size: int):
+def build_language_model(c: LMRunConfig, vocab_size: int):
     if c.model == "mlp":
         return WindowLanguageModel(WindowLanguageModelConfig(vocab_size, embed_size=c.embed, hidden_size=c.hidden,
                                                              window=c.window))
-    from rnnlab.nn import RECURRENT
 
     if c.model not in RECURRENT:
         raise ConfigError(f"--model must be mlp or one of {sorted(RECURRENT)}, got {c.model!r}")
@@ -138,7 +137,7 @@ def train_lm(config: LMRunConfig, out: str | Path, *, resume: bool = False, comm
         data = {s: np.memmap(out / "data" / f"{s}.bin", dtype=token_dtype(tokenizer.vocab_size), mode="r")
                 for s in corpus.splits}
     seed_everything(config.seed)
-    model = build_model(config, tokenizer.vocab_size)
+    model = build_language_model(config, tokenizer.vocab_size)
     task = LanguageModelTask(data, tokenizer, batch_size=config.batch_size, bptt=config.bptt,
                              windows=config.windows, seed=config.seed)
     trainer = Trainer(model, task, train_config(config), out)
