@@ -118,7 +118,7 @@ def test_zoneout_one_keeps_the_state_and_zero_is_plain_lstm():
     torch.testing.assert_close(h_n, hx[0])
     torch.testing.assert_close(c_n, hx[1])
     plain = rnnlab.LSTM.from_torch(ref, zoneout=0.0, recurrent_dropout=0.3).eval()  # dropout is off in eval
-    assert plain._resolve_backend(False) == "explicit"
+    assert plain.path() == "fast"  # explicit, one autograd node
     for got, want in zip(plain(x, hx)[1] + (plain(x, hx)[0],), ref(x, hx)[1] + (ref(x, hx)[0],)):
         torch.testing.assert_close(got, want)
 
@@ -151,10 +151,3 @@ def test_regularizer_options_are_checked():
         rnnlab.LSTM(3, 4, recurrent_dropout=1.0)
     with pytest.raises(ConfigError, match="zoneout"):
         rnnlab.LSTM(3, 4, zoneout=0.1, backend="fused")(torch.randn(2, 1, 3))
-
-
-def test_fast_path_only_for_cells_it_computes_exactly():
-    assert fastpath.fast_supported(LSTMCell(3, 4))
-    assert not fastpath.fast_supported(LSTMCell(3, 4, proj_size=2))
-    assert fastpath.fast_supported(rnnlab.LSTM(3, 4, cell="layernorm").bound_cell(0, 0))
-    assert not fastpath.fast_supported(rnnlab.GRU(3, 4).bound_cell(0, 0))

@@ -9,7 +9,8 @@ import torch.nn.functional as F
 from torch.nn.utils.rnn import pack_padded_sequence, pad_packed_sequence
 
 from rnnlab.errors import ConfigError, InputShapeError, LengthsError, StateError
-from rnnlab.nn.minimal import MinGRU, MinGRUCell, MinLSTM, MinLSTMCell
+from rnnlab.nn.minimal import MinGRUCell, MinLSTMCell
+from rnnlab.nn.minimal_layers import MinGRU, MinLSTM
 from rnnlab.nn.scan import chunked_scan, log_scan, sequential_scan
 
 D64 = torch.float64

@@ -148,7 +148,7 @@ class LanguageModel(GenerateMixin, nn.Module):
         sizes = [c.embed_size] + [c.hidden_size] * (c.num_layers - 1) + [c.embed_size if c.tie_weights else c.hidden_size]
         self.layers = nn.ModuleList(build_recurrent(c.cell, sizes[i], sizes[i + 1], batch_first=True, **c.layer_options)
                                     for i in range(c.num_layers))
-        if c.weight_drop and any(layer._resolve_backend(False) != "fused" for layer in self.layers):
+        if c.weight_drop and any(layer.path() != "fused" for layer in self.layers):
             raise ConfigError(f"weight_drop needs a cell that runs on the fused backend (lstm, gru, rnn); "
                               f"cell {c.cell!r} with {c.layer_options} does not")
         self.decoder = nn.Linear(sizes[-1], c.vocab_size)

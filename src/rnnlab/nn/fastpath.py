@@ -31,6 +31,9 @@ import torch
 from torch import Tensor
 from torch.autograd.function import once_differentiable
 
+from rnnlab.nn.sequence import reverse_padded
+from rnnlab.nn.variants import LAYER_NORM_EPS
+
 
 def _sigmoid_grad(grad: Tensor, y: Tensor, out: Tensor | None = None) -> Tensor:
     """``grad * y * (1 - y)`` in one kernel (y = sigmoid(z))."""
@@ -286,20 +289,33 @@ def _start_backward(g_out, g_hn, g_cn, valid, lengths, like):
     return g_out, g_hn, g_cn, torch.zeros_like(g_hn), torch.zeros_like(g_cn), ends
 
 
-def fast_supported(cell) -> bool:
-    """Whether :func:`run_lstm` can run this cell: a plain or peephole LSTM cell without projection."""
-    from rnnlab.nn.cells import LSTMCell
-    from rnnlab.nn.variants import LayerNormLSTMCell, PeepholeLSTMCell
-
-    return type(cell) in (LSTMCell, PeepholeLSTMCell, LayerNormLSTMCell) and not cell.proj_size
-
-
 def run_lstm(cell, inputs: Tensor, state=None, *, lengths: Tensor | None = None, reverse: bool = False,
              drop: Tensor | None = None, zone_h: Tensor | None = None, zone_c: Tensor | None = None):
-    """Same contract as :func:`rnnlab.nn.unroll.unroll` without recording: ``inputs (T, B, F)`` ->
-    ``(outputs (T, B, H), (h_n, c_n))``. ``drop (B, H)``, ``zone_h``/``zone_c (T, B, H)`` are masks
-    (see :mod:`rnnlab.nn.regularize`); ``reverse`` walks each sequence from its own last step.
-    """
+    """Same contract as :func:`rnnlab.nn.unroll.unroll` without recording, for a plain or peephole LSTM
+    cell: ``inputs (T, B, F)`` -> ``(outputs (T, B, H), (h_n, c_n))``. ``drop (B, H)``,
+    ``zone_h``/``zone_c (T, B, H)`` are masks (see :mod:`rnnlab.nn.regularize`); ``reverse`` walks each
+    sequence from its own last step."""
+    peephole = getattr(cell, "weight_peephole", None)
+
+    def loop(x_proj, h0, c0, zone_h, zone_c):
+        return _LSTMLoop.apply(x_proj, h0, c0, cell.weight_hh, peephole, drop, zone_h, zone_c, lengths)
+
+    return _run(loop, cell, inputs, state, lengths, reverse, zone_h, zone_c)
+
+
+def run_layernorm_lstm(cell, inputs: Tensor, state=None, *, lengths: Tensor | None = None, reverse: bool = False,
+                       drop: Tensor | None = None, zone_h: Tensor | None = None, zone_c: Tensor | None = None):
+    """:func:`run_lstm` for :class:`rnnlab.nn.variants.LayerNormLSTMCell`."""
+
+    def loop(x_proj, h0, c0, zone_h, zone_c):
+        return _LayerNormLSTMLoop.apply(x_proj, h0, c0, cell.weight_hh, cell.ln_hh_weight, cell.ln_c_weight,
+                                        cell.ln_c_bias, LAYER_NORM_EPS, drop, zone_h, zone_c, lengths)
+
+    return _run(loop, cell, inputs, state, lengths, reverse, zone_h, zone_c)
+
+
+def _run(loop, cell, inputs: Tensor, state, lengths: Tensor | None, reverse: bool, zone_h, zone_c):
+    """Project all inputs at once, flip for the reverse direction, run ``loop``, flip back."""
     batch = inputs.shape[1]
     h0, c0 = cell.init_state(batch, inputs.device, inputs.dtype) if state is None else state
     x_proj = cell.input_projection(inputs)  # (T, B, 4H): all input products at once
@@ -308,20 +324,11 @@ def run_lstm(cell, inputs: Tensor, state=None, *, lengths: Tensor | None = None,
         x_proj = flip(x_proj)
         zone_h = None if zone_h is None else flip(zone_h)
         zone_c = None if zone_c is None else flip(zone_c)
-    if hasattr(cell, "ln_hh_weight"):
-        from rnnlab.nn.variants import LAYER_NORM_EPS
-
-        out, h_n, c_n = _LayerNormLSTMLoop.apply(x_proj, h0, c0, cell.weight_hh, cell.ln_hh_weight, cell.ln_c_weight,
-                                                 cell.ln_c_bias, LAYER_NORM_EPS, drop, zone_h, zone_c, lengths)
-    else:
-        peephole = getattr(cell, "weight_peephole", None)
-        out, h_n, c_n = _LSTMLoop.apply(x_proj, h0, c0, cell.weight_hh, peephole, drop, zone_h, zone_c, lengths)
+    out, h_n, c_n = loop(x_proj, h0, c0, zone_h, zone_c)
     return (flip(out) if reverse else out), (h_n, c_n)
 
 
 def _flipper(lengths: Tensor | None):
     if lengths is None:
         return lambda v: v.flip(0)
-    from rnnlab.nn.sequence import reverse_padded
-
     return lambda v: reverse_padded(v.transpose(0, 1), lengths).transpose(0, 1).contiguous()

@@ -3,7 +3,7 @@
 Under plain autograd the gate math of :mod:`rnnlab.nn.minimal` (sigmoids, the piecewise ``g``,
 the minLSTM normalisation) costs ~20 full ``(T, B, H)`` passes forward and backward, more than the
 scan itself. Here the forward computes ``a, b`` in ~7 passes and calls the chunked scan
-(:func:`rnnlab.nn.scan._scan_forward`); the backward runs the adjoint scan
+(:func:`rnnlab.nn.scan.scan_forward`); the backward runs the adjoint scan
 ``l_t = dL/dh_t + a_{t+1} l_{t+1}`` and then, with ``da_t = l_t h_{t-1}``, ``db_t = l_t``::
 
     g(x) = sigmoid(min(x, 0)) + max(x, 0)          g'(x) = 1 if x >= 0 else s(1 - s), s = sigmoid(x)
@@ -22,7 +22,7 @@ import torch.nn.functional as F
 from torch import Tensor
 from torch.autograd.function import once_differentiable
 
-from rnnlab.nn.scan import _scan_forward
+from rnnlab.nn.scan import scan_forward
 
 
 def _g_parts(x: Tensor) -> tuple[Tensor, Tensor]:
@@ -41,7 +41,7 @@ class _GatedScan(torch.autograd.Function):
             k_f, k_i, k_n = proj.chunk(3, dim=-1)
             s = torch.sigmoid(F.softplus(-k_f) - F.softplus(-k_i))
         g, t = _g_parts(k_n)
-        h = _scan_forward(1.0 - s, s * g, h0, chunk)
+        h = scan_forward(1.0 - s, s * g, h0, chunk)
         ctx.kind, ctx.chunk = kind, chunk
         ctx.save_for_backward(proj if kind == "lstm" else None, h0, s, g, t, k_n >= 0, h)
         return h
@@ -56,7 +56,7 @@ class _GatedScan(torch.autograd.Function):
         a_next = torch.empty_like(s)  # a_{t+1} = 1 - s_{t+1}, 0 past the end
         a_next[:-1].copy_(s[1:]).neg_().add_(1.0)
         a_next[-1] = 0.0
-        lam = _scan_forward(a_next, grad_h.contiguous(), None, ctx.chunk, reverse=True)  # dL/db_t, (T, B, H)
+        lam = scan_forward(a_next, grad_h.contiguous(), None, ctx.chunk, reverse=True)  # dL/db_t, (T, B, H)
         d_h0 = None if h0 is None or not ctx.needs_input_grad[1] else (1.0 - s[0]) * lam[0]
         ds = a_next  # reuse: ds = db g - da = l_t g_t - l_t h_{t-1}
         torch.mul(lam[1:], h[:-1], out=ds[1:])

@@ -52,7 +52,7 @@ def log_scan(log_a: Tensor, log_b: Tensor, h0: Tensor | None = None) -> Tensor:
     return h
 
 
-def _scan_forward(a: Tensor, b: Tensor, h0: Tensor | None, chunk: int | None, reverse: bool = False) -> Tensor:
+def scan_forward(a: Tensor, b: Tensor, h0: Tensor | None, chunk: int | None, reverse: bool = False) -> Tensor:
     """Chunked linear-space scan without autograd (see the module docstring).
 
     ``reverse=True`` solves ``h_t = a_t h_{t+1} + b_t`` from the last step back (``h0`` then is the
@@ -109,7 +109,7 @@ class _ChunkedScan(torch.autograd.Function):
 
     @staticmethod
     def forward(ctx, a: Tensor, b: Tensor, h0: Tensor | None, chunk: int | None):
-        h = _scan_forward(a, b, h0, chunk)
+        h = scan_forward(a, b, h0, chunk)
         ctx.chunk = chunk
         ctx.save_for_backward(a, h, h0)
         return h
@@ -119,7 +119,7 @@ class _ChunkedScan(torch.autograd.Function):
         a, h, h0 = ctx.saved_tensors
         # l_t = g_t + a_{t+1} l_{t+1}: the same scan run backwards, with a shifted by one step.
         a_next = torch.cat([a[1:], a.new_zeros((1,) + a.shape[1:])])
-        lam = _scan_forward(a_next, grad_h.contiguous(), None, ctx.chunk, reverse=True)  # (T, ...)
+        lam = scan_forward(a_next, grad_h.contiguous(), None, ctx.chunk, reverse=True)  # (T, ...)
         grad_a = grad_b = grad_h0 = None
         if ctx.needs_input_grad[0]:
             grad_a = torch.empty_like(a)  # l_t * h_{t-1}

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import torch
 from torch import Tensor
+from torch.nn.utils.rnn import PackedSequence, pack_padded_sequence
 
 from rnnlab.errors import InputShapeError, LengthsError
 
@@ -84,3 +85,13 @@ def check_input(x, input_size: int, dtype: torch.dtype, batch_first: bool) -> tu
     if x.shape[0] == 0 or x.shape[1] == 0:
         raise InputShapeError(f"input must hold at least one step of one sequence; got {tuple(x.shape)}")
     return x, unbatched
+
+
+def repack_like(output: Tensor, lengths: Tensor, like: PackedSequence, batch_first: bool) -> PackedSequence:
+    """Pack a padded output with exactly the batch order of the ``PackedSequence`` that came in."""
+    if like.sorted_indices is not None:
+        order = like.sorted_indices.to(output.device)
+        output = output.index_select(0 if batch_first else 1, order)
+        lengths = lengths.index_select(0, like.sorted_indices.cpu())
+    data = pack_padded_sequence(output, lengths, batch_first=batch_first, enforce_sorted=True).data
+    return PackedSequence(data, like.batch_sizes, like.sorted_indices, like.unsorted_indices)

@@ -1,0 +1,98 @@
+"""Which code computes a cell over a sequence: one table, one decision.
+
+Every layer runs each (layer, direction) through one of four paths:
+
+==========  ====================================================================  ==========================
+path        what runs                                                              cells
+==========  ====================================================================  ==========================
+``fused``   PyTorch's own kernel (``torch.nn.LSTM/GRU/RNN.forward``: oneDNN/cuDNN)  LSTMCell, GRUCell, RNNCell
+``fast``    the explicit equations as one autograd node with a hand-written        LSTM, peephole, layer-norm
+            backward (:mod:`rnnlab.nn.fastpath`)
+``scan``    a parallel scan of a linear recurrence (:mod:`rnnlab.nn.scan`)         minGRU, minLSTM
+``unroll``  the cell stepped by :func:`rnnlab.nn.unroll.unroll`: the reference     every cell
+==========  ====================================================================  ==========================
+
+:data:`KERNELS` says which paths a cell class has (by exact class: a user's subclass may change the
+equations, so it gets the reference loop until it registers its own kernels); :func:`choose_path`
+picks one. Every non-reference path is tested equal to ``unroll`` in float64.
+"""
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Callable
+
+from rnnlab.errors import ConfigError
+from rnnlab.nn import fastpath
+from rnnlab.nn.cells import GRUCell, LSTMCell, RNNCell
+from rnnlab.nn.minimal import MinGRUCell, MinLSTMCell
+from rnnlab.nn.variants import LayerNormLSTMCell, PeepholeLSTMCell
+
+__all__ = ["Kernels", "KERNELS", "PATHS", "SCANS", "kernels_for", "register_kernels", "choose_path", "scan_method"]
+
+PATHS = ("fused", "fast", "scan", "unroll")
+BACKENDS = ("auto", "fused", "explicit")
+SCANS = ("auto", "chunked", "log", "sequential")
+
+
+@dataclass(frozen=True)
+class Kernels:
+    """The paths a cell class has besides the reference loop."""
+
+    fused: bool = False                # torch.nn's kernel computes exactly this cell
+    fast: Callable | None = None       # fast(cell, inputs (T,B,F), state, *, lengths, reverse, drop, zone_h, zone_c)
+    scan: bool = False                 # h_t = a_t h_{t-1} + b_t with gates from x_t only: parallel scan
+
+
+KERNELS: dict[type, Kernels] = {
+    LSTMCell: Kernels(fused=True, fast=fastpath.run_lstm),
+    PeepholeLSTMCell: Kernels(fast=fastpath.run_lstm),
+    LayerNormLSTMCell: Kernels(fast=fastpath.run_layernorm_lstm),
+    GRUCell: Kernels(fused=True),
+    RNNCell: Kernels(fused=True),
+    MinGRUCell: Kernels(scan=True),
+    MinLSTMCell: Kernels(scan=True),
+}
+
+
+def kernels_for(cell_class: type) -> Kernels:
+    """The kernels of exactly ``cell_class`` (none besides ``unroll`` for an unregistered class)."""
+    return KERNELS.get(cell_class, Kernels())
+
+
+def register_kernels(cell_class: type, kernels: Kernels) -> None:
+    """Declare the kernels of a new cell class (call once, where the class is defined)."""
+    KERNELS[cell_class] = kernels
+
+
+def choose_path(cell_class: type, *, backend: str = "auto", record: bool = False, regularized: bool = False,
+                projected: bool = False, allow_fast: bool = True, scan: str = "auto") -> str:
+    """The path a layer of ``cell_class`` takes.
+
+    ``backend``: ``"auto"`` takes ``fused`` whenever it computes the same thing (no recording, no
+    recurrent dropout/zoneout), else the fastest explicit path; ``"fused"`` insists (and raises when it
+    cannot); ``"explicit"`` never takes ``fused``. ``record`` (gates per step) needs ``unroll`` or
+    ``scan``; ``projected`` (LSTM ``proj_size``) has no fast loop; ``scan="sequential"`` asks a scan
+    cell for the reference loop.
+    """
+    if backend not in BACKENDS:
+        raise ConfigError(f"backend must be one of {BACKENDS}; got {backend!r}")
+    kernels = kernels_for(cell_class)
+    if kernels.scan:
+        return "unroll" if scan == "sequential" else "scan"
+    fusable = kernels.fused and not regularized
+    if backend == "fused" and (record or not fusable):
+        why = "gate recording" if record else (
+            "recurrent dropout or zoneout" if regularized else f"the {cell_class.__name__} cell")
+        raise ConfigError(f"backend='fused' cannot run {why}; use backend='auto' or 'explicit'")
+    if backend != "explicit" and fusable and not record:
+        return "fused"
+    if allow_fast and not record and not projected and kernels.fast is not None:
+        return "fast"
+    return "unroll"
+
+
+def scan_method(scan: str, is_cuda: bool) -> str:
+    """``"auto"`` -> ``"log"`` on a GPU (Heinsen's log-space scan), ``"chunked"`` on a CPU (fastest there)."""
+    if scan not in SCANS:
+        raise ConfigError(f"scan must be one of {SCANS}; got {scan!r}")
+    return scan if scan != "auto" else ("log" if is_cuda else "chunked")
