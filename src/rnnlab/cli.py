@@ -21,6 +21,7 @@ COMMAND_MODULES = [
     "rnnlab.commands.forecast",
     "rnnlab.commands.classify",
     "rnnlab.commands.evaluate",
+    "rnnlab.commands.translate",
 ]
 
 

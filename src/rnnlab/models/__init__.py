@@ -8,3 +8,4 @@ from rnnlab.models.language import (
     WindowLanguageModel,
     WindowLanguageModelConfig,
 )
+from rnnlab.models.translator import Translator, TranslatorConfig
