@@ -1,0 +1,159 @@
+"""Decoding CTC outputs: best path (greedy), prefix beam search, and forced alignment.
+
+CTC (Graves et al. 2006) gives per-frame log-probabilities ``log y[t, k]`` over the labels plus a
+blank. A *path* π picks one symbol per frame; the collapse B(π) merges repeats and then removes
+blanks (``a a - a b -`` -> ``a a b``). The probability of a labelling l is the sum over its paths::
+
+    p(l | x) = sum_{π : B(π) = l} prod_t y[t, π_t]
+
+* :func:`greedy_decode` (best path): B(argmax_k y[t, k] for each t). Fast; the labelling of the most
+  probable *path*, not necessarily the most probable labelling.
+* :func:`prefix_beam_search`: keeps the ``beam`` most probable prefixes, each with the probability of
+  its paths ending in blank (p_b) and in its last label (p_nb), and extends them frame by frame
+  (Hannun et al. 2014, without a language model). A repeated label extends the prefix only after a
+  blank. With a beam as large as the number of prefixes it is exact (the test checks it against
+  brute force). ``beam=1`` keeps one prefix but still sums the paths that reach it, so it equals
+  best-path decoding when each frame is confident (as trained CTC outputs are), not in general.
+* :func:`align` (Viterbi forced alignment): the most probable path of a given labelling, hence each
+  label's frames — used for per-label confidence (the highest posterior in its frames) and plots.
+
+Every function takes one utterance ``log_probs (T, C)`` (numpy or torch, natural log) and works in
+float64 numpy.
+"""
+from __future__ import annotations
+
+import math
+
+import numpy as np
+
+__all__ = ["greedy_decode", "prefix_beam_search", "align", "label_confidences", "collapse"]
+
+
+def _array(log_probs) -> np.ndarray:
+    if hasattr(log_probs, "detach"):
+        log_probs = log_probs.detach().cpu().numpy()
+    a = np.asarray(log_probs, dtype=np.float64)
+    if a.ndim != 2:
+        from rnnlab.errors import InputShapeError
+
+        raise InputShapeError(f"expected log-probabilities of shape (T, C); got {a.shape}")
+    return a
+
+
+def collapse(path, blank: int = 0) -> list[int]:
+    """B(π): merge repeated symbols, then drop blanks."""
+    out, previous = [], None
+    for k in path:
+        k = int(k)
+        if k != previous and k != blank:
+            out.append(k)
+        previous = k
+    return out
+
+
+def greedy_decode(log_probs, blank: int = 0) -> list[int]:
+    """The labelling of the most probable path (best-path decoding)."""
+    return collapse(_array(log_probs).argmax(axis=1), blank)
+
+
+def _logadd(a: float, b: float) -> float:
+    if a == -math.inf:
+        return b
+    if b == -math.inf:
+        return a
+    m = max(a, b)
+    return m + math.log(math.exp(a - m) + math.exp(b - m))
+
+
+def prefix_beam_search(log_probs, beam: int = 8, blank: int = 0, prune: float = -12.0) -> tuple[list[int], float]:
+    """The most probable labelling found by prefix beam search, and its log-probability ``log p(l|x)``.
+
+    ``prune``: symbols with ``log y[t, k] < prune`` are not tried as extensions at frame t (they
+    cannot change the result noticeably; set ``-inf`` for an exhaustive search).
+    """
+    y = _array(log_probs)
+    if beam < 1:
+        from rnnlab.errors import ConfigError
+
+        raise ConfigError(f"beam must be >= 1, got {beam}")
+    neg = -math.inf
+    beams: dict[tuple, list[float]] = {(): [0.0, neg]}  # prefix -> [log p_b, log p_nb]
+    for t in range(y.shape[0]):
+        row = y[t]
+        candidates = [k for k in range(y.shape[1]) if k != blank and row[k] >= prune]
+        nxt: dict[tuple, list[float]] = {}
+
+        def entry(prefix):
+            return nxt.setdefault(prefix, [neg, neg])
+
+        for prefix, (pb, pnb) in beams.items():
+            total = _logadd(pb, pnb)
+            e = entry(prefix)  # stay: a blank, or repeat the last label without a blank between
+            e[0] = _logadd(e[0], total + row[blank])
+            if prefix:
+                e[1] = _logadd(e[1], pnb + row[prefix[-1]])
+            for k in candidates:
+                extended = entry(prefix + (k,))
+                if prefix and k == prefix[-1]:  # "a a" needs a blank between: only paths ending in blank
+                    extended[1] = _logadd(extended[1], pb + row[k])
+                else:
+                    extended[1] = _logadd(extended[1], total + row[k])
+        ranked = sorted(nxt.items(), key=lambda item: _logadd(*item[1]), reverse=True)
+        beams = dict(ranked[:beam])
+    best, (pb, pnb) = max(beams.items(), key=lambda item: _logadd(*item[1]))
+    return list(best), _logadd(pb, pnb)
+
+
+def align(log_probs, labels, blank: int = 0) -> tuple[np.ndarray, np.ndarray]:
+    """The most probable path of ``labels`` (Viterbi over the blank-extended sequence
+    ``- l1 - l2 ... - ``): its symbol per frame ``(T,)`` and its state per frame ``(T,)`` (state
+    2i + 1 is label i, even states are blanks).
+
+    Raises DataError when the labelling needs more frames than there are.
+    """
+    y = _array(log_probs)
+    T = y.shape[0]
+    ext = [blank]
+    for k in labels:
+        ext += [int(k), blank]
+    S = len(ext)
+    needed = len(labels) + sum(1 for a, b in zip(labels, labels[1:]) if a == b)
+    if needed > T:
+        from rnnlab.errors import DataError
+
+        raise DataError(f"a labelling of {len(labels)} symbols needs at least {needed} frames; got {T}")
+    score = np.full((T, S), -np.inf)
+    back = np.zeros((T, S), dtype=np.int64)
+    score[0, 0] = y[0, ext[0]]
+    if S > 1:
+        score[0, 1] = y[0, ext[1]]
+    for t in range(1, T):
+        for s in range(S):
+            options = [(score[t - 1, s], s)]
+            if s >= 1:
+                options.append((score[t - 1, s - 1], s - 1))
+            if s >= 2 and ext[s] != blank and ext[s] != ext[s - 2]:
+                options.append((score[t - 1, s - 2], s - 2))
+            best, where = max(options)
+            score[t, s], back[t, s] = best + y[t, ext[s]], where
+    s = S - 1 if S == 1 or score[T - 1, S - 1] >= score[T - 1, S - 2] else S - 2
+    path = np.zeros(T, dtype=np.int64)
+    for t in range(T - 1, -1, -1):
+        path[t] = s
+        s = back[t, s]
+    return np.array([ext[s] for s in path]), path
+
+
+def label_confidences(log_probs, labels, blank: int = 0) -> tuple[list[float], list[tuple[int, int]]]:
+    """Per label: the highest posterior over the frames the forced alignment gives it, and those
+    frames as ``(first, last)``."""
+    y = _array(log_probs)
+    if not labels:
+        return [], []
+    _, states = align(y, labels, blank)
+    confidences, spans = [], []
+    for i, k in enumerate(labels):
+        frames = np.nonzero(states == 2 * i + 1)[0]
+        confidences.append(float(np.exp(y[frames, k].max())))
+        spans.append((int(frames[0]), int(frames[-1])))
+    return confidences, spans

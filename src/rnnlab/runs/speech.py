@@ -1,0 +1,269 @@
+"""Spoken-digit runs end to end: what ``rnnlab train speech``, ``transcribe`` and ``evaluate`` call.
+
+Two tasks on the same features:
+
+* ``connected`` (default): connected digits (1–7 per utterance) with an acoustic model trained by
+  CTC (:class:`rnnlab.tasks.speech.SpeechTask`), decoded greedily or by prefix beam search;
+* ``isolated``: one recording -> one digit with :class:`rnnlab.models.classifier.SequenceClassifier`
+  (mean pooling) and :class:`rnnlab.tasks.classify.ClassifyTask` — the simple baseline.
+
+Evaluation sets are fixed: ``valid_utterances`` connected utterances from the validation recordings
+(seed :data:`VALID_SEED`) and ``test_utterances`` from the test recordings (seed :data:`TEST_SEED`),
+so that every run of a split is scored on the same utterances. The run directory::
+
+    RUN/run.json          config + "results" (test DER/SER or accuracy, per speaker, digit confusion)
+    RUN/ckpt-*/           weights + model.json + speech.json (features, task, labels)
+    RUN/speech_samples.png   spectrogram and CTC posteriors of test utterances (connected)
+    RUN/confusion.png        digit confusion on the test set
+"""
+from __future__ import annotations
+
+import json
+import time
+from dataclasses import asdict, dataclass, replace
+from pathlib import Path
+
+import numpy as np
+import torch
+
+from rnnlab.analysis.plots import confusion_figure, save_png
+from rnnlab.analysis.report_speech import posteriors_figure
+from rnnlab.checkpoint import load_checkpoint
+from rnnlab.config import check_config, option
+from rnnlab.data.audio import FeatureConfig, features, read_audio
+from rnnlab.data.labelled_sequences import SequenceSet
+from rnnlab.data.speech import ConnectedConfig, connected_set, isolated_set, load_fsdd, split_fsdd
+from rnnlab.errors import ConfigError, RunDirError
+from rnnlab.models.acoustic import AcousticConfig, AcousticModel
+from rnnlab.models.classifier import ClassifierConfig, SequenceClassifier
+from rnnlab.models.ctc import label_confidences
+from rnnlab.rundir import check_run_dir_free, prepare_run_dir, read_run, update_run_json
+from rnnlab.tasks.classify import ClassifyTask
+from rnnlab.tasks.speech import AugmentConfig, SpeechTask, decode_batch, digit_confusion, score
+from rnnlab.train import TrainConfig, Trainer, seed_everything
+
+__all__ = ["SpeechRunConfig", "train_speech", "evaluate_speech", "transcribe", "load_speech_model"]
+
+VALID_SEED, TEST_SEED = 1, 2
+DIGITS = [str(d) for d in range(10)]
+
+
+@dataclass
+class SpeechRunConfig:
+    data: str = option("../shared/data/fsdd", "FSDD folder (holding recordings/ or the WAV files themselves)")
+    split: str = option("official", "official (takes 0-4 test) or speaker:NAME (NAME held out entirely)")
+    task: str = option("connected", "connected digits with CTC, or isolated digits with the sequence classifier",
+                       choices=("connected", "isolated"))
+    utterances: int = option(2000, "connected training utterances drawn per epoch", min=1)
+    valid_utterances: int = option(240, "fixed connected validation utterances", min=1)
+    test_utterances: int = option(600, "fixed connected test utterances", min=1)
+    epochs: int = option(8, "training epochs", min=1)
+    batch_size: int = option(32, "utterances per batch", min=1)
+    lr: float = option(2e-3, "Adam learning rate", min=0.0, min_open=True)
+    clip: float = option(5.0, "largest global gradient norm (0: no clipping)", min=0.0)
+    patience: int | None = option(None, "stop after this many evaluations without a better validation loss", min=1)
+    max_cpu_minutes: float | None = option(None, "CPU-time budget of training, minutes", min=0.0, min_open=True)
+    beam: int = option(1, "prefix beam width when scoring (1: best path)", min=1)
+
+    def __post_init__(self) -> None:
+        check_config(self)
+
+
+def _check(run: SpeechRunConfig, connected: ConnectedConfig) -> None:
+    if connected.max_digits < connected.min_digits:
+        raise ConfigError(f"--max-digits must be >= --min-digits ({connected.min_digits}); got {connected.max_digits}")
+    if connected.pause_max < connected.pause_min:
+        raise ConfigError(f"--pause-max must be >= --pause-min ({connected.pause_min}); got {connected.pause_max}")
+    if connected.snr_max < connected.snr_min:
+        raise ConfigError(f"--snr-max must be >= --snr-min ({connected.snr_min}); got {connected.snr_max}")
+
+
+def _eval_sets(splits: dict, run: SpeechRunConfig, connected: ConnectedConfig) -> dict:
+    if run.task == "isolated":
+        return {name: isolated_set(splits[name]) for name in ("valid", "test")}
+    return {"valid": connected_set(splits["valid"], run.valid_utterances, VALID_SEED, connected),
+            "test": connected_set(splits["test"], run.test_utterances, TEST_SEED, connected)}
+
+
+def _stacked(frames: torch.Tensor, k: int) -> np.ndarray:
+    """Frames ``(T, F)`` stacked k at a time, ``(ceil(T / k), k F)`` (the isolated task's subsampling)."""
+    pad = (-len(frames)) % k
+    x = torch.nn.functional.pad(frames, (0, 0, 0, pad))
+    return x.reshape(-1, k * frames.shape[1]).numpy()
+
+
+def _sequence_set(utterances, feature_config: FeatureConfig, stack: int) -> SequenceSet:
+    return SequenceSet([_stacked(features(u.samples, feature_config), stack) for u in utterances],
+                       np.array([u.digits[0] for u in utterances]), list(DIGITS))
+
+
+def train_speech(run: SpeechRunConfig, model: AcousticConfig, feature_config: FeatureConfig,
+                 connected: ConnectedConfig, augment: AugmentConfig, out, *, resume: bool = False,
+                 command: str = "", progress: bool = True, seed: int = 0) -> dict:
+    """Train into ``out`` (everything is checked and the data read before the directory is made)."""
+    _check(run, connected)
+    if run.task == "isolated" and (augment.spec_augment or connected.noise or connected.speed):
+        raise ConfigError("augmentation (--spec-augment, --noise, --speed) applies to --task connected only")
+    if not resume:
+        check_run_dir_free(out)
+    splits = split_fsdd(load_fsdd(run.data), run.split)
+    model = replace(model, n_features=feature_config.size, n_labels=11)
+    config = {"run": asdict(run), "model": asdict(model), "features": asdict(feature_config),
+              "connected": asdict(connected), "augment": asdict(augment), "seed": seed}
+    train_config = TrainConfig(optimizer="adam", lr=run.lr, clip=run.clip or None, max_epochs=run.epochs,
+                               patience=run.patience, max_cpu_s=run.max_cpu_minutes * 60 if run.max_cpu_minutes else None,
+                               seed=seed, progress=progress)
+    eval_sets = _eval_sets(splits, run, connected)
+    run_dir = prepare_run_dir(out, kind="speech", config=config, command=command, resume=resume)
+    if resume:
+        _check_resumable(run_dir, config)
+    seed_everything(seed)
+    started = time.perf_counter()
+    if run.task == "isolated":
+        sets = {"train": _sequence_set(isolated_set(splits["train"]), feature_config, model.stack),
+                **{k: _sequence_set(v, feature_config, model.stack) for k, v in eval_sets.items()}}
+        net = SequenceClassifier(ClassifierConfig(n_features=feature_config.size * model.stack, n_classes=10,
+                                                  cell=model.cell, hidden_size=model.hidden, num_layers=model.layers,
+                                                  dropout=model.dropout, bidirectional=model.bidirectional,
+                                                  pooling="mean"))
+        zero, one = np.zeros(net.config.n_features), np.ones(net.config.n_features)  # frames are already normalised
+        task = _IsolatedTask(sets, zero, one, batch_size=run.batch_size, seed=seed, features=feature_config,
+                             stack=model.stack)
+    else:
+        net = AcousticModel(model)
+        task = SpeechTask(splits["train"], eval_sets, feature_config, connected, augment, utterances=run.utterances,
+                          batch_size=run.batch_size, seed=seed)
+    summary = Trainer(net, task, train_config, run_dir=run_dir).fit(resume=resume)
+    wall = time.perf_counter() - started
+    net.eval()
+    results = _score(net, run, task, eval_sets["test"], feature_config, model.stack)
+    results.update(train_wall_s=round(wall, 1), train_cpu_s=round(summary["cpu_s"], 1), epochs=summary["epochs"],
+                   parameters=sum(p.numel() for p in net.parameters()))
+    update_run_json(run_dir, results=results, training=summary)
+    _figures(run_dir, net, run, results, eval_sets["test"], feature_config)
+    return results
+
+
+def _check_resumable(run_dir: Path, config: dict) -> None:
+    """A resumed run may change only its budget (epochs, CPU minutes, patience); run.json records it."""
+    stored = read_run(run_dir)["config"]
+    budget = ("epochs", "max_cpu_minutes", "patience")
+    mine = json.loads(json.dumps(config))
+    strip = lambda c: {**c, "run": {k: v for k, v in c.get("run", {}).items() if k not in budget}}  # noqa: E731
+    if strip(stored) != strip(mine):
+        changed = sorted(f"{group}.{key}" for group in mine if isinstance(mine[group], dict)
+                         for key in mine[group] if key not in budget
+                         and stored.get(group, {}).get(key) != mine[group][key])
+        raise ConfigError(f"cannot resume {run_dir} with other options ({', '.join(changed) or 'seed'}); only "
+                          f"--epochs, --max-cpu-minutes and --patience may change")
+    update_run_json(run_dir, config=mine)
+
+
+class _IsolatedTask(ClassifyTask):
+    """ClassifyTask plus the file that tells transcription how frames were made."""
+
+    def __init__(self, splits, mean, std, *, batch_size, seed, features: FeatureConfig, stack: int):
+        super().__init__(splits, mean, std, batch_size=batch_size, seed=seed)
+        self.feature_config, self.stack = features, stack
+
+    def checkpoint_files(self) -> dict[str, str]:
+        return {"speech.json": json.dumps({"task": "isolated", "features": asdict(self.feature_config),
+                                           "stack": self.stack, "labels": DIGITS}, indent=1)}
+
+
+def _score(net, run: SpeechRunConfig, task, utterances, feature_config: FeatureConfig, stack: int) -> dict:
+    """Test scores overall and per speaker, and the digit confusion."""
+    references = [u.digits for u in utterances]
+    if run.task == "isolated":
+        logits, _ = task.predict(net, "test")
+        hyps = [[int(k)] for k in logits.argmax(axis=1)]
+    else:
+        hyps, _ = decode_batch(net, task.eval_frames("test"), beam=run.beam)
+    speakers = sorted({u.speaker for u in utterances})
+    per_speaker = {}
+    for s in speakers:
+        index = [i for i, u in enumerate(utterances) if u.speaker == s]
+        per_speaker[s] = score([references[i] for i in index], [hyps[i] for i in index])
+    matrix = digit_confusion(references, hyps)
+    overall = score(references, hyps)
+    out = {"split": "test", "data_split": run.split, "task": run.task, **overall,
+           "per_speaker": {s: {k: v for k, v in m.items() if k in ("der", "ser", "digits")}
+                           for s, m in per_speaker.items()},
+           "confusion": matrix.tolist(), "class_names": DIGITS + ["ins" if run.task == "connected" else "-"]}
+    if run.task == "isolated":
+        out["accuracy"] = 1.0 - overall["ser"]
+    return out
+
+
+def _figures(run_dir: Path, net, run: SpeechRunConfig, results: dict, utterances, feature_config) -> None:
+    names = DIGITS + ["ins/del"]
+    save_png(confusion_figure(np.array(results["confusion"]), names,
+                              title=f"test DER {results['der']:.2%}" if run.task == "connected"
+                              else f"test accuracy {results['accuracy']:.2%}"), run_dir / "confusion.png")
+    if run.task == "connected":
+        picks = utterances[:3]
+        frames = [features(u.samples, feature_config) for u in picks]
+        hyps, posteriors = decode_batch(net, frames)
+        save_png(posteriors_figure(frames, posteriors, [u.digits for u in picks], hyps, feature_config.hop_ms / 1000,
+                                   net.config.stack), run_dir / "speech_samples.png")
+
+
+# ----------------------------------------------------------------------------- using a trained run
+def load_speech_model(run_dir):
+    """``(model, spec)`` of a speech run: the best checkpoint's model (eval mode) and speech.json."""
+    ckpt = load_checkpoint(run_dir)
+    if "speech.json" not in ckpt.files:
+        raise RunDirError(f"{ckpt.directory} holds no speech.json; it is not a speech run")
+    spec = json.loads(ckpt.files["speech.json"])
+    spec["features"] = FeatureConfig(**spec["features"])
+    return ckpt.model.eval(), spec
+
+
+def transcribe(run_dir, paths, *, beam: int = 1) -> list[dict]:
+    """Digits, per-digit confidence and timing of each audio file (all files are read and checked first).
+
+    The real-time factor is processing time (features, network and decoding; reading the file
+    excluded) over audio duration, measured on the wall clock of this process.
+    """
+    model, spec = load_speech_model(run_dir)
+    fc = spec["features"]
+    audios = [read_audio(p, fc.rate) for p in paths]
+    results = []
+    for audio in audios:
+        started, cpu = time.perf_counter(), time.process_time()
+        frames = features(audio.samples, fc)
+        with torch.no_grad():
+            if spec["task"] == "isolated":
+                x = torch.from_numpy(_stacked(frames, spec["stack"])).unsqueeze(0)
+                probs = torch.softmax(model(x, torch.tensor([len(x[0])])), dim=-1)[0]
+                digits, confidences = [int(probs.argmax())], [float(probs.max())]
+            else:
+                hyps, posteriors = decode_batch(model, [frames], beam=beam)
+                digits = hyps[0]
+                confidences, _ = label_confidences(posteriors[0], [d + 1 for d in digits])
+        seconds = time.perf_counter() - started
+        results.append({"path": audio.path, "digits": digits, "confidences": confidences, "duration": audio.duration,
+                        "seconds": seconds, "cpu_seconds": time.process_time() - cpu, "notes": audio.notes()})
+    return results
+
+
+def evaluate_speech(run_dir, *, split: str = "test", beam: int | None = None, data: str | None = None) -> dict:
+    """Score a run on its own ``split`` ("valid" or "test") of ``data`` (default: the run's data)."""
+    info = read_run(run_dir, kind="speech")
+    cfg = info["config"]
+    run = SpeechRunConfig(**{**cfg["run"], **({"data": data} if data else {}), **({"beam": beam} if beam else {})})
+    if split not in ("valid", "test"):
+        raise ConfigError(f"--split must be valid or test for a speech run; got {split!r}")
+    connected = ConnectedConfig(**cfg["connected"])
+    model, spec = load_speech_model(run_dir)
+    splits = split_fsdd(load_fsdd(run.data), run.split)
+    utterances = _eval_sets(splits, run, connected)[split]
+    fc = spec["features"]
+    if run.task == "isolated":
+        task = ClassifyTask({"test": _sequence_set(utterances, fc, spec["stack"])}, np.zeros(model.config.n_features),
+                            np.ones(model.config.n_features), batch_size=256)
+    else:
+        task = SpeechTask(splits["train"], {"test": utterances}, fc, connected, AugmentConfig())
+    results = _score(model, run, task, utterances, fc, spec.get("stack", 1))
+    results["split"] = split
+    return results
