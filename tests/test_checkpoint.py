@@ -10,8 +10,8 @@ import torch
 
 import rnnlab.checkpoint as ckpt_module
 from rnnlab.checkpoint import decode_state, encode_state, load_checkpoint, save_checkpoint
-from rnnlab.rundir import prepare_run_dir
 from rnnlab.errors import RunDirError
+from rnnlab.rundir import is_dead_run, prepare_run_dir
 from test_train import TinyConfig, TinyGRU
 
 
@@ -128,6 +128,7 @@ def test_run_dir_is_never_overwritten(tmp_path):
     run = prepare_run_dir(tmp_path / "run", kind="lm", config={"a": 1}, command="rnnlab train lm")
     info = json.loads((run / "run.json").read_text())
     assert info["format"] == "rnnlab-run" and info["kind"] == "lm" and info["config"] == {"a": 1}
+    save_checkpoint(run, model(), step=1)  # a run with a checkpoint is never replaced
     with pytest.raises(RunDirError, match="already holds a run"):
         prepare_run_dir(run, kind="lm", config={"a": 2})
     assert json.loads((run / "run.json").read_text()) == info
@@ -138,3 +139,38 @@ def test_run_dir_is_never_overwritten(tmp_path):
     with pytest.raises(RunDirError, match="holds a 'lm' run, expected 'forecast'"):
         prepare_run_dir(run, kind="forecast", config={}, resume=True)
     assert prepare_run_dir(run, kind="lm", config={}, resume=True) == run
+
+
+def test_a_run_that_died_before_its_first_checkpoint_is_reused_by_a_fresh_start(tmp_path):
+    run = prepare_run_dir(tmp_path / "run", kind="lm", config={"a": 1})
+    (run / "data").mkdir()
+    (run / "data" / "train.bin").write_bytes(b"12")
+    (run / ".checkpoints.json.abc.tmp").write_text("half")  # a killed atomic write
+    assert is_dead_run(run)
+    again = prepare_run_dir(run, kind="lm", config={"a": 2})
+    assert json.loads((again / "run.json").read_text())["config"] == {"a": 2}
+    assert sorted(p.name for p in again.iterdir()) == ["run.json"]
+    (run / "notes.txt").write_text("the user's")  # anything not written by rnnlab keeps it from being reused
+    assert not is_dead_run(run)
+    with pytest.raises(RunDirError, match="already holds a run"):
+        prepare_run_dir(run, kind="lm", config={"a": 3})
+
+
+def test_checkpoint_pointer_cannot_point_outside_the_run(tmp_path):
+    run = tmp_path / "run"
+    save_checkpoint(run, model(), step=3)
+    (run / "checkpoints.json").write_text(json.dumps({"latest": "ckpt-00000003", "best": "../../../etc"}))
+    with pytest.raises(RunDirError, match="inside the run"):
+        load_checkpoint(run)
+
+
+def test_best_is_only_an_evaluated_checkpoint_and_temp_entries_are_cleaned(tmp_path):
+    run = tmp_path / "run"
+    (run / ".ckpt-00000001.x1").mkdir(parents=True)  # left by a write that was killed
+    save_checkpoint(run, model(), step=2)
+    assert json.loads((run / "checkpoints.json").read_text()) == {"latest": "ckpt-00000002"}
+    assert load_checkpoint(run).step == 2  # "best" falls back to the only weights there are
+    assert not any(p.name.startswith(".") for p in run.iterdir())
+    save_checkpoint(run, model(), step=4, best=True)
+    save_checkpoint(run, model(), step=6)
+    assert json.loads((run / "checkpoints.json").read_text()) == {"latest": "ckpt-00000006", "best": "ckpt-00000004"}

@@ -26,6 +26,7 @@ from __future__ import annotations
 import hashlib
 import json
 import os
+import re
 import shutil
 import tempfile
 from dataclasses import dataclass, field
@@ -40,7 +41,9 @@ from safetensors.torch import load_file, save_file
 from rnnlab.errors import RunDirError, StateDictError
 from rnnlab.io import atomic_write_json, fsync_dir, read_json, umask_mode
 from rnnlab.models.registry import config_to_dict, model_name, rebuild_model
-from rnnlab.rundir import POINTER
+from rnnlab.rundir import POINTER, clean_temporary
+
+CKPT_NAME = re.compile(r"ckpt-\d{8}")
 
 CHECKPOINT_FORMAT, CHECKPOINT_VERSION = "rnnlab-checkpoint", 1
 
@@ -127,7 +130,7 @@ def save_checkpoint(run_dir: str | os.PathLike, model: torch.nn.Module, *, step:
     run_dir.mkdir(parents=True, exist_ok=True)
     name = f"ckpt-{step:08d}"
     final = run_dir / name
-    pointer = read_json(run_dir / POINTER, "checkpoint pointer") if (run_dir / POINTER).exists() else {}
+    pointer = _read_pointer(run_dir) if (run_dir / POINTER).exists() else {}
     if not final.exists():
         tmp = Path(tempfile.mkdtemp(dir=run_dir, prefix=f".{name}."))
         os.chmod(tmp, umask_mode(0o777))  # mkdtemp makes 0700; a shared run must stay readable
@@ -138,13 +141,27 @@ def save_checkpoint(run_dir: str | os.PathLike, model: torch.nn.Module, *, step:
             shutil.rmtree(tmp, ignore_errors=True)
             raise
         fsync_dir(run_dir)
-    pointer = {"latest": name, "best": name if best or "best" not in pointer else pointer["best"]}
+    # "best" names only an evaluated checkpoint that improved; until there is one, it is absent.
+    pointer = {"latest": name, **({"best": name} if best else {k: v for k, v in pointer.items() if k == "best"})}
     atomic_write_json(run_dir / POINTER, pointer)
     keep = set(pointer.values())
     for old in run_dir.glob("ckpt-*"):
         if old.name not in keep:
             shutil.rmtree(old, ignore_errors=True)
+    clean_temporary(run_dir)  # what an earlier, killed write left behind
     return final
+
+
+def _read_pointer(run_dir: Path) -> dict:
+    """``checkpoints.json``, checked: a dict whose entries name ``ckpt-NNNNNNNN`` directories inside the run."""
+    pointer = read_json(run_dir / POINTER, "checkpoint pointer")
+    if not isinstance(pointer, dict):
+        raise RunDirError(f"checkpoint pointer {run_dir / POINTER} must be a JSON object; got {type(pointer).__name__}")
+    for key, value in pointer.items():
+        if key not in ("latest", "best") or not isinstance(value, str) or not CKPT_NAME.fullmatch(value):
+            raise RunDirError(f"checkpoint pointer {run_dir / POINTER} names {key!r}: {value!r}; expected 'latest'/"
+                              f"'best' naming a ckpt-NNNNNNNN directory inside the run")
+    return pointer
 
 
 def _write_checkpoint_files(directory: Path, model, step, training_state, files) -> None:
@@ -177,12 +194,21 @@ def resolve_checkpoint(path: str | os.PathLike, which: str = "best") -> Path:
         raise RunDirError(f"expected a run directory or checkpoint at {path}; nothing is there")
     if (path / "manifest.json").exists() or (path / "model.json").exists():
         return path
-    if not (path / POINTER).exists():
-        raise RunDirError(f"expected a run directory with a checkpoint ({POINTER}) at {path}; found none")
-    pointer = read_json(path / POINTER, "checkpoint pointer")
-    if which not in ("best", "latest") or not isinstance(pointer, dict) or which not in pointer:
+    if not (path / POINTER).is_file():
+        raise RunDirError(f"expected a run directory with a checkpoint ({POINTER}) at {path}; found none (the run "
+                          f"has not saved one yet)")
+    pointer = _read_pointer(path)
+    if which == "best" and "best" not in pointer:
+        which = "latest"  # nothing evaluated yet: the latest weights are the only ones
+    if which not in ("best", "latest") or which not in pointer:
         raise RunDirError(f"checkpoint pointer {path / POINTER} has no {which!r} entry; it holds {pointer}")
     return path / pointer[which]
+
+
+def has_best(run_dir: str | os.PathLike) -> bool:
+    """Whether the run has an evaluated best checkpoint (not only a latest one)."""
+    run_dir = Path(run_dir)
+    return (run_dir / POINTER).is_file() and "best" in _read_pointer(run_dir)
 
 
 def load_checkpoint(path: str | os.PathLike, *, which: str = "best", training_state: bool = False) -> Checkpoint:

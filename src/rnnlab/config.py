@@ -31,10 +31,15 @@ _MISSING = dataclasses.MISSING
 
 
 def option(default: Any = _MISSING, help: str = "", *, choices=None, min=None, max=None, min_open: bool = False,
-           max_open: bool = False, flag: str | None = None, cli: bool = True, default_factory=_MISSING):
-    """A dataclass field with its one-line help, allowed values and range (used by CLI and checks)."""
+           max_open: bool = False, flag: str | None = None, cli: bool = True, default_text: str | None = None,
+           default_factory=_MISSING):
+    """A dataclass field with its one-line help, allowed values and range (used by CLI and checks).
+
+    ``default_text`` replaces the default shown in ``--help`` (e.g. "by --level" for a ``None`` that is
+    resolved later); ``cli=False`` keeps the field out of the command line.
+    """
     metadata = {"help": help, "choices": tuple(choices) if choices is not None else None, "min": min, "max": max,
-                "min_open": min_open, "max_open": max_open, "flag": flag, "cli": cli}
+                "min_open": min_open, "max_open": max_open, "flag": flag, "cli": cli, "default_text": default_text}
     if default_factory is not _MISSING:
         return dataclasses.field(default_factory=default_factory, metadata=metadata)
     if isinstance(default, (list, dict, set)):

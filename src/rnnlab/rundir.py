@@ -27,8 +27,8 @@ from rnnlab.errors import RunDirError
 from rnnlab.io import TMP_SUFFIX, atomic_write_json, read_json
 
 __all__ = ["RUN_FORMAT", "RUN_VERSION", "KINDS", "RUN_JSON", "POINTER", "METRICS", "TOKENIZER", "DATA_DIR",
-           "REPORT", "prepare_run_dir", "check_run_dir_free", "update_run_json", "read_run", "run_kind",
-           "has_checkpoint", "clean_temporary"]
+           "REPORT", "LAB_RUNS_JSON", "LAB_RUNS_CSV", "CLASSIFY_SPEC", "FORECAST_SPEC", "run_dir_of", "prepare_run_dir", "check_run_dir_free", "update_run_json", "read_run", "run_kind",
+           "has_checkpoint", "clean_temporary", "is_dead_run", "clear_dead_run", "EARLY_ENTRIES"]
 
 RUN_FORMAT, RUN_VERSION = "rnnlab-run", 1
 # Every kind of run this version can read, and the job that writes it.
@@ -40,6 +40,11 @@ METRICS = "metrics.csv"
 TOKENIZER = "tokenizer.json"
 DATA_DIR = "data"
 REPORT = "report.html"
+LAB_RUNS_JSON = "runs.json"          # lab grids: one row per finished run, with learning curves
+LAB_RUNS_CSV = "runs.csv"
+# Files a task hands to every checkpoint (beside the weights) so the run can be used without its data:
+CLASSIFY_SPEC = "classify.json"      # class names, feature columns and scaling
+FORECAST_SPEC = "forecast.json"      # columns, scalers, look-back/horizon, the chosen model
 
 
 def _now() -> str:
@@ -51,12 +56,39 @@ def has_checkpoint(run_dir: str | os.PathLike) -> bool:
     return (Path(run_dir) / POINTER).is_file()
 
 
+# What a run writes before its first checkpoint; a directory holding only these (and no checkpoint)
+# is a run that died early, and a fresh start may reuse it.
+EARLY_ENTRIES = {RUN_JSON, METRICS, DATA_DIR, TOKENIZER, "tensorboard"}
+
+
+def is_dead_run(run_dir: str | os.PathLike) -> bool:
+    """A run that stopped before its first checkpoint: run.json, no checkpoint, nothing but early files."""
+    run_dir = Path(run_dir)
+    if not (run_dir / RUN_JSON).is_file() or has_checkpoint(run_dir):
+        return False
+    return all(e.name in EARLY_ENTRIES or (e.name.startswith(".") and e.name.endswith(TMP_SUFFIX))
+               or e.name.startswith(".ckpt-") for e in run_dir.iterdir())
+
+
+def clear_dead_run(run_dir: str | os.PathLike) -> bool:
+    """Remove what a run that died before its first checkpoint left (only if :func:`is_dead_run`)."""
+    import shutil
+
+    run_dir = Path(run_dir)
+    if not is_dead_run(run_dir):
+        return False
+    for entry in run_dir.iterdir():
+        shutil.rmtree(entry) if entry.is_dir() else entry.unlink()
+    return True
+
+
 def check_run_dir_free(run_dir: str | os.PathLike) -> None:
-    """Raise RunDirError unless ``run_dir`` is absent or an empty directory (call before slow work)."""
+    """Raise RunDirError unless ``run_dir`` is absent, empty, or a run that died before its first
+    checkpoint (which a fresh start reuses); call before slow work."""
     run_dir = Path(run_dir)
     if run_dir.exists() and not run_dir.is_dir():
         raise RunDirError(f"expected a directory for the run at {run_dir}; it is a file")
-    if run_dir.exists() and any(run_dir.iterdir()):
+    if run_dir.exists() and any(run_dir.iterdir()) and not is_dead_run(run_dir):
         what = "a run" if (run_dir / RUN_JSON).exists() else "other files"
         raise RunDirError(f"output directory {run_dir} already holds {what}; choose a new --out or pass --resume "
                           f"(nothing was overwritten)")
@@ -81,7 +113,11 @@ def prepare_run_dir(run_dir: str | os.PathLike, *, kind: str, config: dict, comm
             raise RunDirError(f"cannot resume {run_dir}: it holds a {found!r} run, expected {kind!r}")
         return run_dir
     check_run_dir_free(run_dir)
-    run_dir.mkdir(parents=True, exist_ok=True)
+    clear_dead_run(run_dir)
+    try:
+        run_dir.mkdir(parents=True, exist_ok=True)
+    except OSError as error:
+        raise RunDirError(f"cannot create the run directory {run_dir}: {error.strerror or error}") from None
     info = {"format": RUN_FORMAT, "version": RUN_VERSION, "kind": kind, "created": _now(), "command": command,
             "config": config, **extra}
     atomic_write_json(run_dir / RUN_JSON, info)
@@ -129,6 +165,14 @@ def read_run(run_dir: str | os.PathLike, *, kind: str | tuple[str, ...] | None =
     if wanted and info["kind"] not in wanted:
         raise RunDirError(f"{run_dir} holds a {info['kind']!r} run; expected {' or '.join(map(repr, wanted))}")
     return info
+
+
+def run_dir_of(path: str | os.PathLike) -> Path:
+    """The run directory of ``path``: itself, or the run holding a ``ckpt-*`` directory."""
+    path = Path(path)
+    if not (path / RUN_JSON).exists() and (path.parent / RUN_JSON).exists():
+        return path.parent
+    return path
 
 
 def run_kind(run_dir: str | os.PathLike) -> str:

@@ -49,7 +49,11 @@ Exact resume: the checkpoint holds weights, optimizer, schedule, counters, the d
 (epoch, batch index), the carried state and the RNG states of python, numpy and torch, so
 ``fit(); interrupt; fit(resume=True)`` gives the same parameters as one uninterrupted ``fit()``
 (bit for bit on CPU). Under DDP only rank 0 writes, and other ranks' carried states are not saved.
-Ctrl-C finishes the current step, writes a checkpoint and raises KeyboardInterrupt.
+Ctrl-C finishes the current step, writes a checkpoint and raises :class:`TrainingInterrupted` (a
+KeyboardInterrupt that says where the checkpoint is). Besides evaluations, the latest state is saved
+every ``checkpoint_minutes`` of wall time, so a kill loses at most that much work. Resuming a run
+whose stop condition already holds (``max_steps`` reached, ...) trains no further step and rewrites
+nothing.
 """
 from __future__ import annotations
 
@@ -64,12 +68,23 @@ from typing import Any, Callable
 import torch
 
 from rnnlab import distributed as dist
-from rnnlab.checkpoint import load_checkpoint, save_checkpoint
+from rnnlab.checkpoint import has_best, load_checkpoint, save_checkpoint
 from rnnlab.errors import ConfigError, NonFiniteLossError
 from rnnlab.metrics_log import MetricsLog
 from rnnlab.reproducibility import rng_state, seed_everything, set_rng_state
+from rnnlab.rundir import METRICS
 
-__all__ = ["TrainConfig", "Trainer", "seed_everything", "detach_state", "to_device"]
+__all__ = ["TrainConfig", "Trainer", "TrainingInterrupted", "seed_everything", "detach_state", "to_device"]
+
+
+class TrainingInterrupted(KeyboardInterrupt):
+    """Ctrl-C (or :meth:`Trainer.request_stop`) stopped training after a checkpoint was written."""
+
+    def __init__(self, step: int, run_dir: Path | None):
+        self.step, self.run_dir = step, run_dir
+        where = (f"the latest checkpoint (step {step}) is in {run_dir}; rerun the same command with --resume to "
+                 f"continue exactly") if run_dir is not None else "nothing was saved (no run directory)"
+        super().__init__(f"interrupted at step {step}: {where}")
 
 
 @dataclass
@@ -91,6 +106,7 @@ class TrainConfig:
     max_time_s: float | None = None  # wall-clock budget (a time limit makes runs non-reproducible)
     max_cpu_s: float | None = None   # CPU-time budget of this process (fair on a shared machine)
     eval_every: int | None = None    # steps between evaluations; None = at the end of each epoch
+    checkpoint_minutes: float | None = 5.0  # also save the latest state this often (a kill loses less)
     patience: int | None = None      # early stopping: evaluations without improvement
     restore_best: bool = True
     seed: int = 0
@@ -111,6 +127,12 @@ class TrainConfig:
             (self.max_steps is None or self.max_steps >= 1, f"max_steps must be >= 1, got {self.max_steps}"),
             (self.eval_every is None or self.eval_every >= 1, f"eval_every must be >= 1, got {self.eval_every}"),
             (self.log_every >= 1, f"log_every must be >= 1, got {self.log_every}"),
+            (self.checkpoint_minutes is None or self.checkpoint_minutes > 0,
+             f"checkpoint_minutes must be > 0, got {self.checkpoint_minutes}"),
+            (all(v is None or (isinstance(v, (int, float)) and math.isfinite(v) and v > 0)
+                 for v in (self.max_time_s, self.max_cpu_s)),
+             f"max_time_s and max_cpu_s must be finite and > 0, got {self.max_time_s}, {self.max_cpu_s}"),
+            (math.isfinite(self.lr), f"lr must be finite, got {self.lr}"),
             (self.clip is None or self.clip >= 0, f"clip must be >= 0, got {self.clip}"),
         ]
         for ok, message in checks:
@@ -162,7 +184,7 @@ class Trainer:
         self.main = dist.is_main()
         if self.run_dir is not None and self.main:
             self.run_dir.mkdir(parents=True, exist_ok=True)
-        self.log = MetricsLog(self.run_dir / "metrics.csv") if self.run_dir is not None and self.main else None
+        self.log = MetricsLog(self.run_dir / METRICS) if self.run_dir is not None and self.main else None
         self.writer = self._make_tensorboard() if config.tensorboard and self.main else None
         self._stop_requested = False
 
@@ -201,6 +223,7 @@ class Trainer:
         return state
 
     def save(self, best: bool = False) -> None:
+        self._last_save = time.perf_counter()
         if self.run_dir is None or not self.main:
             return
         files = self.task.checkpoint_files() if hasattr(self.task, "checkpoint_files") else {}
@@ -225,8 +248,9 @@ class Trainer:
         self.carried = to_device(s["carried"], self.device) if dist.world_size() == 1 else None
         if "task" in s and hasattr(self.task, "load_state_dict"):
             self.task.load_state_dict(s["task"])
-        best = load_checkpoint(self.run_dir, which="best")
-        self.best_weights = {k: v.clone() for k, v in best.model.state_dict().items()}
+        if has_best(self.run_dir):  # a checkpoint saved before any evaluation is not "best"
+            best = load_checkpoint(self.run_dir, which="best")
+            self.best_weights = {k: v.clone() for k, v in best.model.state_dict().items()}
         if self.log is not None:
             self.log.truncate_after(self.step)
         set_rng_state(s["rng"])  # last: nothing after this may draw random numbers
@@ -244,8 +268,12 @@ class Trainer:
         cpu_started = time.process_time() - self.cpu_s
         bar = self._progress_bar()
         window = {"loss": 0.0, "items": 0.0, "steps": 0, "t": time.perf_counter()}
+        self._last_save = time.perf_counter()
         try:
-            while c.max_epochs is None or self.epoch < c.max_epochs:
+            done = self._already_done() if resume else None
+            if done is not None:  # a finished run resumed as it was: no extra step, nothing rewritten
+                reason = done
+            while done is None and (c.max_epochs is None or self.epoch < c.max_epochs):
                 if c.schedule == "step":
                     self._set_lr(max(c.lr * c.lr_factor ** max(0, self.epoch + 1 - c.lr_start), c.min_lr))
                 for batch in islice(iter(self.task.train_batches(self.epoch)), self.batch, None):
@@ -272,7 +300,10 @@ class Trainer:
                         reason = "max_cpu"
                     if self._stop_requested:
                         self.save()
-                        raise KeyboardInterrupt
+                        raise TrainingInterrupted(self.step, self.run_dir)
+                    if (c.checkpoint_minutes and self.run_dir is not None
+                            and time.perf_counter() - self._last_save >= 60 * c.checkpoint_minutes):
+                        self.save()
                     if reason in ("max_steps", "max_time", "max_cpu", "early_stop"):
                         break
                 else:  # the epoch ran out of batches
@@ -284,7 +315,7 @@ class Trainer:
                         break
                     continue
                 break
-            if self.last_eval_step != self.step:
+            if done is None and self.last_eval_step != self.step:
                 self._evaluate_and_save()
         finally:
             if bar is not None:
@@ -296,6 +327,21 @@ class Trainer:
             self.model.load_state_dict(self.best_weights)
         return {"steps": self.step, "epochs": self.epoch, "stopped": reason, "best_valid_loss": self.best_loss,
                 "best_step": self.best_step, "wall_s": self.elapsed_s, "cpu_s": self.cpu_s}
+
+    def _already_done(self) -> str | None:
+        """Why a resumed run has nothing left to do (its stop condition already holds), or None."""
+        c = self.config
+        if c.max_steps is not None and self.step >= c.max_steps:
+            return "max_steps"
+        if c.max_epochs is not None and self.epoch >= c.max_epochs:
+            return "max_epochs"
+        if c.patience is not None and self.bad_evals > c.patience:
+            return "early_stop"
+        if c.max_time_s is not None and self.elapsed_s >= c.max_time_s:
+            return "max_time"
+        if c.max_cpu_s is not None and self.cpu_s >= c.max_cpu_s:
+            return "max_cpu"
+        return None
 
     def _train_step(self, batch: Any) -> tuple[float, float]:
         c = self.config

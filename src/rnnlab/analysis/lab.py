@@ -9,6 +9,7 @@ import numpy as np
 
 from rnnlab.analysis.plots import learning_curves, metric_by_length, save_png
 from rnnlab.errors import RunDirError
+from rnnlab.rundir import LAB_RUNS_JSON, METRICS
 from rnnlab.tasks.lab import RunResult, make_task
 
 LABELS = {"accuracy": "held-out accuracy", "mse": "held-out MSE", "copy_accuracy": "accuracy on copied symbols"}
@@ -126,14 +127,14 @@ def load_results(path: str | Path) -> list:
 
 
     path = Path(path)
-    path = path / "runs.json" if path.is_dir() else path
+    path = path / LAB_RUNS_JSON if path.is_dir() else path
     if not path.exists():
         raise RunDirError(f"no lab results at {path} (expected the runs.json a lab grid writes)")
     rows = json.loads(path.read_text())
-    if rows and "final_loss" not in rows[0] and (path.parent / "metrics.csv").exists():
+    if rows and "final_loss" not in rows[0] and (path.parent / METRICS).exists():
         # Written before runs.json had final_loss: take each run's last held-out loss from metrics.csv.
 
-        with open(path.parent / "metrics.csv", newline="") as handle:
+        with open(path.parent / METRICS, newline="") as handle:
             last = {(m["model"], int(m["length"]), int(m["seed"])): float(m["loss"]) for m in csv.DictReader(handle)}
         for row in rows:
             row["final_loss"] = last.get((row["model"], row["length"], row["seed"]), float("nan"))

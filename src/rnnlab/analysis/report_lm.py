@@ -25,6 +25,7 @@ from rnnlab.analysis.report_sections import Page
 from rnnlab.checkpoint import load_checkpoint
 from rnnlab.data.text import load_corpus
 from rnnlab.errors import RnnlabError
+from rnnlab.rundir import TOKENIZER, has_checkpoint
 from rnnlab.tasks.lm import load_language_model as load
 
 # Signals put on the page (and shown on hover, in this order) where the cell has them; the LSTM's candidate g
@@ -37,10 +38,10 @@ WORD_START = re.compile(r"[a-z,] ([a-z]{2,})\b(?![(_.\[])")  # a space then a pl
 def load_language_model(run_dir: Path):
     """(model, tokenizer) from the best checkpoint, or None when the run has none (or not an LM)."""
 
-    if not (run_dir / "checkpoints.json").exists():
+    if not has_checkpoint(run_dir):
         return None
     checkpoint = load_checkpoint(run_dir, which="best")
-    if "tokenizer.json" not in checkpoint.files or not hasattr(checkpoint.model, "next_distribution"):
+    if TOKENIZER not in checkpoint.files or not hasattr(checkpoint.model, "next_distribution"):
         return None
     model, tokenizer, _ = load(checkpoint.directory)  # checks that tokenizer and model belong together
     return model, tokenizer

@@ -16,6 +16,7 @@ from pathlib import Path
 
 import numpy as np
 
+from rnnlab.rundir import LAB_RUNS_JSON, METRICS
 from rnnlab.tasks.forecast import SavedForecaster
 
 # metrics.csv columns that are bookkeeping, not metrics to plot
@@ -103,7 +104,7 @@ def _mean(values):
 
 # ----------------------------------------------------------------------------- training curves
 def curves_section(page: Page, run_dir: Path, info: dict, prefix: str = "") -> None:
-    rows = read_csv(run_dir / "metrics.csv")
+    rows = read_csv(run_dir / METRICS)
     if not rows:
         return
     if "model" in rows[0]:
@@ -155,7 +156,7 @@ def _lab_curves(page: Page, rows: list[dict], info: dict, prefix: str) -> None:
 
 # ----------------------------------------------------------------------------- lab grid: metric against gap
 def lab_section(page: Page, run_dir: Path, info: dict, prefix: str = "") -> None:
-    runs = read_json_file(run_dir / "runs.json")
+    runs = read_json_file(run_dir / LAB_RUNS_JSON)
     if not isinstance(runs, list) or not runs or not isinstance(runs[0], dict) or "final" not in runs[0]:
         return
     task = runs[0].get("task", "?")

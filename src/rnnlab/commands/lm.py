@@ -1,4 +1,4 @@
-"""``rnnlab train lm``, ``rnnlab next``, ``rnnlab generate``, ``rnnlab evaluate``: language models.
+"""``rnnlab train lm``, ``rnnlab next``, ``rnnlab generate`` (and ``rnnlab evaluate`` of an LM run).
 
     rnnlab train lm --out runs/pydoc                      # built-in corpus, characters, small LSTM
     rnnlab train lm --data ptb/ --level word --out runs/ptb
@@ -11,91 +11,62 @@ from __future__ import annotations
 import argparse
 import math
 import sys
+from pathlib import Path
 
 import numpy as np
 
+from rnnlab import distributed
+from rnnlab.commands.options import add_config_options, add_run_options, apply_threads, command_line, config_from_args
+from rnnlab.data.text import check_text_file, load_corpus
 from rnnlab.errors import ConfigError, DataError
+from rnnlab.rundir import read_run, run_dir_of
+from rnnlab.runs.lm import LMRunConfig, train_lm
+from rnnlab.tasks.lm import evaluate_stream, load_language_model
+
+MAX_TOKENS_WARN = 100_000  # longer generations are streamed with a note on stderr
 
 
 def register_train(kinds) -> None:
-    lm = kinds.add_parser("lm", help="train a language model", description=__doc__,
+    lm = kinds.add_parser("lm", help="train a language model (characters, words or BPE)", description=__doc__,
                           formatter_class=argparse.RawDescriptionHelpFormatter)
-    add = lm.add_argument
-    add("--out", required=True, help="run directory (must be new or empty unless --resume)")
-    add("--resume", action="store_true", help="continue the run in --out from its latest checkpoint")
-    add("--data", help="text file, directory, or directory with train.txt/valid.txt[/test.txt]; "
-                       "default: the built-in pydoc_data.topics corpus")
-    add("--level", choices=["char", "word", "bpe"], default="char")
-    add("--model", default="lstm", help="mlp (Bengio window), or a cell: lstm, gru, rnn, peephole, layernorm, ...")
-    add("--split", default="0.9,0.05,0.05", help="train,valid[,test] fractions for a single text")
-    add("--encoding-errors", choices=["strict", "replace"], default="strict",
-        help="undecodable UTF-8: strict = stop with file and byte offset; replace = U+FFFD")
-    add("--vocab-size", type=int, help="word: keep the most frequent; bpe: vocabulary size (default 4096)")
-    add("--min-count", type=int, default=1, help="word: drop words seen fewer times")
-    for name in ("embed", "hidden", "layers", "window", "batch-size", "bptt", "epochs", "max-steps", "eval-every",
-                 "patience"):
-        add(f"--{name}", type=int)
-    for name in ("dropout", "weight-drop", "init-range", "lr", "clip", "max-minutes"):
-        add(f"--{name}", type=float)
-    add("--tie", action="store_true", help="tie input and output embeddings")
-    add("--windows", action=argparse.BooleanOptionalAction, default=None,
-        help="random windows instead of contiguous TBPTT streams")
-    add("--optimizer", choices=["sgd", "adam", "adamw"])
-    add("--schedule", choices=["none", "step", "plateau"])
-    add("--seed", type=int, default=0)
-    add("--threads", type=int, help="torch CPU threads")
-    add("--no-progress", action="store_true")
-    add("--tensorboard", action="store_true")
+    add_run_options(lm, resume=True, threads=None)
+    lm.add_argument("--force", action="store_true", help="with --resume: continue even if the training text "
+                                                         "changed since the run started")
+    add_config_options(lm, LMRunConfig)
     lm.set_defaults(func=run_train)
 
 
 def register(subparsers) -> None:
-
-    nxt = subparsers.add_parser("next", help="top-k next tokens of a trained language model")
-    nxt.add_argument("checkpoint", help="run directory (or ckpt-* directory)")
-    nxt.add_argument("text")
-    nxt.add_argument("--top-k", type=int, default=10)
+    nxt = subparsers.add_parser("next", help="top-k next tokens of a trained language model",
+                                description="Print the most likely next tokens after TEXT, with probabilities.")
+    nxt.add_argument("checkpoint", metavar="RUN_DIR", help="run directory of rnnlab train lm (or a ckpt-* in it)")
+    nxt.add_argument("text", metavar="TEXT", help="the context, e.g. \"the clouds are in the\"")
+    nxt.add_argument("--top-k", type=int, default=10, help="how many tokens to list (default: 10)")
     nxt.set_defaults(func=run_next)
 
-    gen = subparsers.add_parser("generate", help="sample text from a trained language model")
-    gen.add_argument("checkpoint")
-    gen.add_argument("--prompt", default="\n")
-    gen.add_argument("--max-tokens", type=int, default=200)
-    gen.add_argument("--temperature", type=float, default=1.0)
-    gen.add_argument("--top-k", type=int)
-    gen.add_argument("--top-p", type=float)
-    gen.add_argument("--seed", type=int)
+    gen = subparsers.add_parser("generate", help="sample text from a trained language model",
+                                description="Continue --prompt by sampling; tokens are printed as they come.")
+    gen.add_argument("checkpoint", metavar="RUN_DIR", help="run directory of rnnlab train lm (or a ckpt-* in it)")
+    gen.add_argument("--prompt", default="\n", help="text to continue (default: a newline)")
+    gen.add_argument("--max-tokens", type=int, default=200, help="tokens to generate (default: 200)")
+    gen.add_argument("--temperature", type=float, default=1.0,
+                     help="sampling temperature; 0 = greedy (always the most likely token) (default: 1.0)")
+    gen.add_argument("--top-k", type=int, help="sample only among the k most likely tokens (default: all)")
+    gen.add_argument("--top-p", type=float, help="nucleus sampling: the smallest set with this much probability "
+                                                 "(default: off)")
+    gen.add_argument("--seed", type=int, help="random seed: the same seed gives the same text (default: random)")
     gen.set_defaults(func=run_generate)
 
 
-
-def _split(text: str) -> tuple:
-    try:
-        return tuple(float(v) for v in text.split(","))
-    except ValueError:
-        raise ConfigError(f"--split must be comma-separated fractions like 0.9,0.05,0.05; got {text!r}") from None
-
-
 def run_train(args: argparse.Namespace) -> int:
-    import torch
-
-    from rnnlab.runs.lm import LMRunConfig, train_lm
-
-    if args.threads:
-        torch.set_num_threads(args.threads)
-    options = dict(data=args.data, level=args.level, model=args.model, split=_split(args.split),
-                   encoding_errors=args.encoding_errors, vocab_size=args.vocab_size, min_count=args.min_count,
-                   embed=args.embed, hidden=args.hidden, layers=args.layers, window=args.window or 5, tie=args.tie,
-                   dropout=args.dropout or 0.0, weight_drop=args.weight_drop or 0.0, init_range=args.init_range,
-                   batch_size=args.batch_size, bptt=args.bptt, windows=args.windows, optimizer=args.optimizer,
-                   lr=args.lr, clip=args.clip, schedule=args.schedule, epochs=args.epochs, max_steps=args.max_steps,
-                   max_minutes=args.max_minutes, eval_every=args.eval_every, patience=args.patience, seed=args.seed,
-                   progress=not args.no_progress, tensorboard=args.tensorboard)
-    overrides = {k: options[k] for k in ("epochs", "max_steps", "max_minutes")} | {"progress": not args.no_progress}
-    result = train_lm(LMRunConfig(**options), args.out, resume=args.resume, command=" ".join(["rnnlab"] + sys.argv[1:]),
-                      overrides=overrides)
-    from rnnlab import distributed
-
+    apply_threads(args)
+    config = config_from_args(LMRunConfig, args, seed=args.seed, progress=not args.no_progress)
+    given = {name for name in vars(args) if not name.startswith("_")}
+    # On --resume only a longer budget (and the progress bar) may change; the rest is the stored run.
+    overrides = {k: getattr(config, k) for k in ("epochs", "max_steps", "max_minutes") if k in given}
+    overrides["progress"] = config.progress
+    result = train_lm(config, args.out, resume=args.resume, command=command_line(), overrides=overrides,
+                      force=args.force, log=lambda m: print(m, file=sys.stderr))
     if not distributed.is_main():  # under torchrun, rank 0 reports
         return 0
     s = result["summary"]
@@ -126,8 +97,6 @@ def _encode_prompt(tokenizer, text: str) -> list[int]:
 
 
 def run_next(args: argparse.Namespace) -> int:
-    from rnnlab.tasks.lm import load_language_model
-
     if args.top_k < 1:
         raise ConfigError(f"--top-k must be >= 1, got {args.top_k}")
     model, tokenizer, _ = load_language_model(args.checkpoint)
@@ -139,29 +108,42 @@ def run_next(args: argparse.Namespace) -> int:
 
 
 def run_generate(args: argparse.Namespace) -> int:
-    from rnnlab.tasks.lm import load_language_model
-
+    if args.max_tokens < 0:
+        raise ConfigError(f"--max-tokens must be >= 0, got {args.max_tokens}")
+    if not math.isfinite(args.temperature) or args.temperature < 0:
+        raise ConfigError(f"--temperature must be >= 0 and finite (0 = greedy), got {args.temperature}")
+    if args.top_p is not None and not (math.isfinite(args.top_p) and 0 < args.top_p <= 1):
+        raise ConfigError(f"--top-p must be in (0, 1], got {args.top_p}")
     model, tokenizer, _ = load_language_model(args.checkpoint)
     prompt = _encode_prompt(tokenizer, args.prompt)
-    ids = model.generate(prompt, args.max_tokens, temperature=args.temperature, top_k=args.top_k, top_p=args.top_p,
-                         seed=args.seed)
+    if args.max_tokens > MAX_TOKENS_WARN:
+        print(f"note: generating {args.max_tokens:,} tokens; they are printed as they come (Ctrl-C stops)",
+              file=sys.stderr)
     separator = " " if tokenizer.level == "word" and not args.prompt.endswith(("\n", " ")) else ""
-    print(args.prompt + separator + tokenizer.decode(ids))
+    sys.stdout.write(args.prompt + separator)
+    first = [True]
+
+    def stream(token: int) -> None:  # print each token as it is drawn
+        text = tokenizer.decode([token])
+        if tokenizer.level == "word" and not first[0]:
+            text = " " + text
+        first[0] = False
+        sys.stdout.write(text)
+        sys.stdout.flush()
+
+    model.generate(prompt, args.max_tokens, temperature=args.temperature, top_k=args.top_k, top_p=args.top_p,
+                   seed=args.seed, on_token=stream)
+    sys.stdout.write("\n")
     return 0
 
 
 def run_evaluate(args: argparse.Namespace) -> int:
     """``rnnlab evaluate`` for a language-model run (dispatched by rnnlab.commands.evaluate)."""
-    from pathlib import Path
-
-    from rnnlab.data.text import check_text_file, load_corpus
-    from rnnlab.io import read_json
-    from rnnlab.tasks.lm import evaluate_stream, load_language_model
-
+    if args.beam is not None:
+        raise ConfigError("--beam applies to jobs that decode (translate, speech, caption), not to language models")
     model, tokenizer, ckpt = load_language_model(args.checkpoint)
     if args.data is None:
-        info = read_json(ckpt.directory.parent / "run.json", "run description (run.json) with the training data")
-        cfg = info["config"]
+        cfg = read_run(run_dir_of(ckpt.directory))["config"]
         corpus = load_corpus(cfg.get("data"), fractions=tuple(cfg.get("split", (0.9, 0.05, 0.05))),
                              errors=cfg.get("encoding_errors", "strict"))
         lines, source = corpus.lines(args.split), f"{corpus.source} [{args.split}]"

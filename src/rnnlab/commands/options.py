@@ -55,15 +55,16 @@ def add_config_options(parser: argparse.ArgumentParser, cls: type, *, exclude: t
         kwargs: dict[str, Any] = {"dest": field.name, "default": argparse.SUPPRESS}
         if base is bool and not sequence:
             kwargs["action"] = argparse.BooleanOptionalAction
-            text += f" (default: {_describe_default(default)})"
+            text += f" (default: {field.metadata.get('default_text') or _describe_default(default)})"
         else:
-            kwargs["type"] = base if base in (int, float) else str
-            if sequence:
+            kwargs["type"] = base if base in (int, float) and not sequence else str
+            if sequence:  # "--split 0.9 0.05 0.05" or "--split 0.9,0.05,0.05"
                 kwargs["nargs"] = "+"
             if choices is not None:
                 kwargs["choices"] = choices
             kwargs["metavar"] = None if choices is not None else field.name.upper()
-            text += " (required)" if required else f" (default: {_describe_default(default)})"
+            shown = field.metadata.get("default_text") or _describe_default(default)
+            text += " (required)" if required else f" (default: {shown})"
             kwargs["required"] = required
         target.add_argument(flag_name(field), help=text, **kwargs)
     parser.set_defaults(**{f"_defaults_{cls.__name__}": defaults})
@@ -78,8 +79,8 @@ def config_from_args(cls: type, args: argparse.Namespace, **fixed: Any):
             values[field.name] = fixed[field.name]
         elif hasattr(args, field.name):
             value = getattr(args, field.name)
-            _, _, sequence = field_type(cls, field)
-            values[field.name] = tuple(value) if sequence and isinstance(value, list) else value
+            base, _, sequence = field_type(cls, field)
+            values[field.name] = _sequence(field, base, value) if sequence and isinstance(value, list) else value
         elif field.name in overrides:
             values[field.name] = overrides[field.name]
     try:
@@ -87,6 +88,17 @@ def config_from_args(cls: type, args: argparse.Namespace, **fixed: Any):
     except TypeError as error:
         raise ConfigError(f"incomplete options for {cls.__name__}: {error}") from None
     return check_config(config)
+
+
+def _sequence(field: dataclasses.Field, base: type, tokens: list[str]) -> tuple:
+    """``["0.9,0.05", "0.05"]`` -> ``(0.9, 0.05, 0.05)`` for a ``tuple[float, ...]`` field."""
+    items = [item for token in tokens for item in str(token).split(",") if item.strip()]
+    try:
+        return tuple(base(item) for item in items) if base in (int, float) else tuple(items)
+    except ValueError:
+        kind = "integers" if base is int else "numbers"
+        raise ConfigError(f"{flag_name(field)} takes {kind} (space- or comma-separated); got {' '.join(tokens)!r}") \
+            from None
 
 
 def given(args: argparse.Namespace, cls: type) -> dict:

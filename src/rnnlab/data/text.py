@@ -17,6 +17,7 @@ flat binary file read back with ``numpy.memmap``, so a corpus larger than RAM st
 from __future__ import annotations
 
 import codecs
+import hashlib
 import os
 import tempfile
 from dataclasses import dataclass
@@ -127,6 +128,15 @@ class Corpus:
 
     def chars(self, split: str) -> int:
         return sum(end - start for _, start, end in self.splits.get(split, []))
+
+    def fingerprint(self) -> str:
+        """SHA-256 of every split's text (with the split names): did the training data change?"""
+        digest = hashlib.sha256()
+        for split in sorted(self.splits):
+            digest.update(f"\0{split}\0".encode())
+            for line in self.lines(split):
+                digest.update(line.encode("utf-8", "surrogatepass"))
+        return digest.hexdigest()
 
 
 def split_documents(documents: list[Document], fractions: tuple[float, ...], source: str) -> Corpus:

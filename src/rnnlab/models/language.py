@@ -16,6 +16,7 @@ carried "state" is the previous ``window − 1`` token ids, so TBPTT batches see
 """
 from __future__ import annotations
 
+import math
 from dataclasses import dataclass, field
 
 import torch
@@ -82,9 +83,13 @@ class GenerateMixin:
 
     @torch.no_grad()
     def generate(self, prompt, max_tokens: int, *, temperature: float = 1.0, top_k: int | None = None,
-                 top_p: float | None = None, seed: int | None = None, stop: int | None = None) -> list[int]:
-        """Continue ``prompt`` (list of ids) by up to ``max_tokens`` ids; same seed, same text."""
-        if temperature < 0:
+                 top_p: float | None = None, seed: int | None = None, stop: int | None = None,
+                 on_token=None) -> list[int]:
+        """Continue ``prompt`` (list of ids) by up to ``max_tokens`` ids; same seed, same text.
+
+        ``on_token(id)`` is called as each token is drawn (to stream long generations).
+        """
+        if not math.isfinite(temperature) or temperature < 0:
             raise ConfigError(f"temperature must be >= 0 (0 = greedy), got {temperature}")
         if top_k is not None and top_k < 1:
             raise ConfigError(f"top_k must be >= 1, got {top_k}")
@@ -104,6 +109,8 @@ class GenerateMixin:
             for _ in range(max_tokens):
                 token = sample_next(logits, temperature=temperature, top_k=top_k, top_p=top_p, generator=generator)
                 out.append(int(token))
+                if on_token is not None:
+                    on_token(out[-1])
                 if stop is not None and out[-1] == stop:
                     break
                 logits, state = self.step(token, state)

@@ -25,7 +25,7 @@ from rnnlab.checkpoint import load_checkpoint
 from rnnlab.data.labelled_sequences import SequenceSet, feature_stats, load_japanese_vowels, load_sequence_csv
 from rnnlab.errors import DataError, RunDirError
 from rnnlab.models.classifier import ClassifierConfig, SequenceClassifier
-from rnnlab.rundir import prepare_run_dir, update_run_json
+from rnnlab.rundir import CLASSIFY_SPEC, prepare_run_dir, update_run_json
 from rnnlab.tasks.classify import ClassifyTask
 from rnnlab.train import TrainConfig, Trainer, seed_everything
 
@@ -83,9 +83,9 @@ def train_run(out, train: SequenceSet, test: SequenceSet | None, model_config: d
 def predict_run(run_dir, data: SequenceSet, *, out_csv=None, labelled: bool = True) -> dict:
     """Class predictions for every sequence of ``data``; CSV (+ accuracy and confusion PNG if labelled)."""
     ckpt = load_checkpoint(run_dir)
-    if "classify.json" not in ckpt.files:
-        raise RunDirError(f"{ckpt.directory} holds no classify.json; it is not a classifier run")
-    spec = json.loads(ckpt.files["classify.json"])
+    if CLASSIFY_SPEC not in ckpt.files:
+        raise RunDirError(f"{ckpt.directory} holds no {CLASSIFY_SPEC}; it is not a classifier run")
+    spec = json.loads(ckpt.files[CLASSIFY_SPEC])
     model = ckpt.model.eval()
     if data.n_features != model.config.n_features:
         raise DataError(f"the classifier was trained on {model.config.n_features} features; the data has "
@@ -115,6 +115,6 @@ def predict_run(run_dir, data: SequenceSet, *, out_csv=None, labelled: bool = Tr
 def run_class_names(run_dir) -> list[str]:
     """The class names a saved classifier was trained with (label order)."""
     ckpt = load_checkpoint(run_dir)
-    if "classify.json" not in ckpt.files:
-        raise RunDirError(f"{ckpt.directory} holds no classify.json; it is not a classifier run")
-    return json.loads(ckpt.files["classify.json"])["class_names"]
+    if CLASSIFY_SPEC not in ckpt.files:
+        raise RunDirError(f"{ckpt.directory} holds no {CLASSIFY_SPEC}; it is not a classifier run")
+    return json.loads(ckpt.files[CLASSIFY_SPEC])["class_names"]

@@ -30,6 +30,8 @@ from rnnlab.analysis.gradients import decay_factor, gradient_norms, state_gradie
 from rnnlab.analysis.plots import gradient_flow, save_png
 from rnnlab.data.synthetic import LongGapCue
 from rnnlab.errors import ConfigError
+from rnnlab.io import atomic_write_text
+from rnnlab.rundir import LAB_RUNS_JSON
 from rnnlab.runs.lab import prepare_out_dir
 from rnnlab.tasks.lab import RECURRENT_MODELS, LabSettings, build_lab_model, hidden_for_budget, run_one
 
@@ -91,8 +93,8 @@ def gradient_study(cells, gap: int, seeds, settings: LabSettings, out_dir: str |
                 f"{row['factor_h']:.4f}; accuracy {result.final:.3f} after {result.steps} steps ({result.wall_s:.1f} s)")
     _write_csv(out / "gradflow.csv", norm_rows)
     _write_csv(out / "gradflow_factors.csv", factor_rows)
-    (out / "runs.json").write_text(json.dumps(factor_rows, indent=1) + "\n")
-    (out / "summary.md").write_text(factor_markdown(factor_rows, gap))
+    atomic_write_text(out / LAB_RUNS_JSON, json.dumps(factor_rows, indent=1) + "\n")
+    atomic_write_text(out / "summary.md", factor_markdown(factor_rows, gap))
     for stage, by_cell in curves.items():
         mean = {name: np.mean(np.stack(runs), axis=0) for name, runs in by_cell.items()}
         fig = gradient_flow(mean, title=f"cue task gap {gap}, {stage}: mean of {len(seeds)} seed(s)")

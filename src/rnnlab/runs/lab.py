@@ -21,7 +21,7 @@ from rnnlab.analysis.lab import plot_grid, summary_markdown
 from rnnlab.errors import RunDirError
 from rnnlab.io import atomic_write_text
 from rnnlab.metrics_log import MetricsLog
-from rnnlab.rundir import check_run_dir_free, prepare_run_dir
+from rnnlab.rundir import LAB_RUNS_CSV, LAB_RUNS_JSON, METRICS, RUN_JSON, check_run_dir_free, prepare_run_dir
 from rnnlab.tasks.lab import SOLVED, LabSettings, RunResult, check_grid, run_one
 
 
@@ -29,7 +29,7 @@ def prepare_out_dir(out_dir: str | Path, kind_config: dict, command: str = "") -
     """Create ``out_dir`` with run.json (kind "lab"); refuse any non-empty directory (nothing is overwritten)."""
 
     out = Path(out_dir)
-    if (out / "run.json").exists() or (out / "runs.csv").exists():
+    if (out / RUN_JSON).exists() or (out / LAB_RUNS_CSV).exists():
         raise RunDirError(f"{out} already holds lab results; choose a new --out (nothing was overwritten)")
     check_run_dir_free(out)
     command = command or " ".join(["rnnlab", *sys.argv[1:]])
@@ -39,13 +39,13 @@ def prepare_out_dir(out_dir: str | Path, kind_config: dict, command: str = "") -
 def write_runs(out: Path, results: list[RunResult]) -> None:
     """runs.json (with learning curves) and runs.csv (one row per run, no curves), each written atomically."""
     rows = [asdict(r) for r in results]
-    atomic_write_text(out / "runs.json", json.dumps(rows, indent=1) + "\n")
+    atomic_write_text(out / LAB_RUNS_JSON, json.dumps(rows, indent=1) + "\n")
     columns = [k for k in rows[0] if k != "curve"] if rows else []
     buffer = _io.StringIO(newline="")
     writer = csv.DictWriter(buffer, fieldnames=columns, extrasaction="ignore")
     writer.writeheader()
     writer.writerows(rows)
-    atomic_write_text(out / "runs.csv", buffer.getvalue())
+    atomic_write_text(out / LAB_RUNS_CSV, buffer.getvalue())
 
 
 def run_grid(task_name: str, models, lengths, seeds, settings: LabSettings, out_dir: str | Path,
@@ -55,7 +55,7 @@ def run_grid(task_name: str, models, lengths, seeds, settings: LabSettings, out_
     check_grid(task_name, models, lengths, seeds, settings)
     out = prepare_out_dir(out_dir, {"task": task_name, "models": models, "lengths": lengths, "seeds": seeds,
                                     "settings": asdict(settings), "solved_when": SOLVED})
-    metrics_log, results = MetricsLog(out / "metrics.csv"), []
+    metrics_log, results = MetricsLog(out / METRICS), []
     total = len(models) * len(lengths) * len(seeds)
     for length in lengths:
         for model_name in models:

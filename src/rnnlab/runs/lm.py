@@ -13,13 +13,23 @@ from pathlib import Path
 import numpy as np
 
 from rnnlab import distributed as dist
+from rnnlab.checkpoint import load_checkpoint
+from rnnlab.config import check_config, option
 from rnnlab.data.text import load_corpus, token_dtype
 from rnnlab.data.tokenizer import fit_tokenizer, tokenizer_from_json
-from rnnlab.errors import ConfigError, RunDirError
-from rnnlab.io import read_json
+from rnnlab.errors import ConfigError, DataError, RunDirError
 from rnnlab.models import LanguageModel, LanguageModelConfig, WindowLanguageModel, WindowLanguageModelConfig
 from rnnlab.nn import RECURRENT
-from rnnlab.rundir import check_run_dir_free, prepare_run_dir, update_run_json
+from rnnlab.rundir import (
+    DATA_DIR,
+    RUN_JSON,
+    TOKENIZER,
+    check_run_dir_free,
+    has_checkpoint,
+    prepare_run_dir,
+    read_run,
+    update_run_json,
+)
 from rnnlab.tasks.lm import LanguageModelTask, encode_splits
 from rnnlab.train import TrainConfig, Trainer, seed_everything
 
@@ -33,38 +43,59 @@ LEVEL_DEFAULTS = {
 }
 
 
+BY_LEVEL = "by --level: char 64/256/1 layer, word and bpe Zaremba's 200/200/2 layers"
+
+
 @dataclass
 class LMRunConfig:
-    data: str | None = None              # file, directory, or train/valid/test directory; None = built-in corpus
-    level: str = "char"                  # char | word | bpe
-    model: str = "lstm"                  # mlp or any rnnlab.nn.RECURRENT cell name
-    split: tuple = (0.9, 0.05, 0.05)     # train/valid[/test] fractions for a single text
-    encoding_errors: str = "strict"
-    vocab_size: int | None = None        # word: keep the most frequent; bpe: merges target (default 4096)
-    min_count: int = 1
-    embed: int | None = None
-    hidden: int | None = None
-    layers: int | None = None
-    window: int = 5                      # mlp only
-    tie: bool = False
-    dropout: float = 0.0                 # locked dropout on input, between layers and on output
-    weight_drop: float = 0.0
-    init_range: float | None = None
-    batch_size: int | None = None
-    bptt: int | None = None
-    windows: bool | None = None          # random windows instead of contiguous TBPTT streams
-    optimizer: str | None = None
-    lr: float | None = None
-    clip: float | None = None
-    schedule: str | None = None
-    epochs: int | None = None
-    max_steps: int | None = None
-    max_minutes: float | None = None
-    eval_every: int | None = None
-    patience: int | None = None
-    seed: int = 0
-    progress: bool = True
-    tensorboard: bool = False
+    """Everything ``rnnlab train lm`` takes; ``None`` means "the level's default" (:data:`LEVEL_DEFAULTS`)."""
+
+    data: str | None = option(None, "text file, directory, or directory with train.txt/valid.txt[/test.txt]",
+                              default_text="the built-in pydoc_data.topics corpus")
+    level: str = option("char", "what a token is", choices=tuple(LEVEL_DEFAULTS))
+    model: str = option("lstm", "mlp (Bengio's fixed window) or any recurrent cell: " + ", ".join(sorted(RECURRENT)))
+    split: tuple[float, ...] = option((0.9, 0.05, 0.05), "train, valid[, test] fractions of a single text",
+                                      min=0.0, max=1.0, min_open=True)
+    encoding_errors: str = option("strict", "undecodable UTF-8: strict = stop with file and byte offset; "
+                                            "replace = U+FFFD", choices=("strict", "replace"))
+    vocab_size: int | None = option(None, "word: keep the most frequent words; bpe: vocabulary size", min=2,
+                                    default_text="all words / 4096 for bpe")
+    min_count: int = option(1, "word: drop words seen fewer times", min=1)
+    embed: int | None = option(None, "embedding size", min=1, default_text="by --level: 64 char, 200 word/bpe")
+    hidden: int | None = option(None, "hidden units per layer", min=1, default_text="by --level: 256 char, 200 word/bpe")
+    layers: int | None = option(None, "recurrent layers", min=1, default_text="by --level: 1 char, 2 word/bpe")
+    window: int = option(5, "mlp only: tokens the window sees", min=1)
+    tie: bool = option(False, "tie input and output embeddings (Press & Wolf 2017)")
+    dropout: float = option(0.0, "locked dropout on input, between layers and on output", min=0.0, max=1.0,
+                            max_open=True)
+    weight_drop: float = option(0.0, "DropConnect on the recurrent weights W_hh (fused cells)", min=0.0, max=1.0,
+                                max_open=True)
+    init_range: float | None = option(None, "uniform init range for every weight (Zaremba: 0.1)", min=0.0,
+                                      min_open=True, default_text="PyTorch's")
+    batch_size: int | None = option(None, "sequences per batch", min=1, default_text="by --level: 32 char, 20 word/bpe")
+    bptt: int | None = option(None, "tokens per training window (truncated BPTT)", min=1,
+                              default_text="by --level: 64 char, 35 word/bpe")
+    windows: bool | None = option(None, "random windows instead of contiguous TBPTT streams",
+                                  default_text="on for char, off for word/bpe")
+    optimizer: str | None = option(None, "optimizer", choices=("sgd", "adam", "adamw"),
+                                   default_text="adam; sgd for word")
+    lr: float | None = option(None, "learning rate", min=0.0, min_open=True,
+                              default_text="by --level: 3e-3 char, 20 word, 2e-3 bpe")
+    clip: float | None = option(None, "max global gradient norm (0 = off)", min=0.0,
+                                default_text="1.0; 0.25 for word")
+    schedule: str | None = option(None, "learning-rate schedule (plateau: halve after an evaluation without a new "
+                                        "best; its clock is --eval-every)", choices=("none", "step", "plateau"),
+                                  default_text="plateau")
+    epochs: int | None = option(None, "passes over the training text", min=1,
+                                default_text="by --level: 3 char, 13 word, 6 bpe")
+    max_steps: int | None = option(None, "stop after this many optimizer steps", min=1)
+    max_minutes: float | None = option(None, "stop after this many wall-clock minutes", min=0.0, min_open=True)
+    eval_every: int | None = option(None, "steps between evaluations, checkpoints and plateau decisions", min=1,
+                                    default_text="once per epoch")
+    patience: int | None = option(None, "early stop after this many evaluations without improvement", min=1)
+    seed: int = option(0, "random seed", cli=False)
+    progress: bool = option(True, "progress bar", cli=False)
+    tensorboard: bool = option(False, "also write TensorBoard logs (needs tensorboard installed)")
 
     def resolved(self) -> "LMRunConfig":
         if self.level not in LEVEL_DEFAULTS:
@@ -100,47 +131,73 @@ def train_config(c: LMRunConfig) -> TrainConfig:
                        patience=c.patience, seed=c.seed, progress=c.progress, tensorboard=c.tensorboard)
 
 
+def resume_config(out: Path, overrides: dict | None = None) -> LMRunConfig:
+    """The stored configuration of the LM run in ``out``, with ``overrides`` (e.g. a longer budget), checked."""
+    info = read_run(out, kind="lm")
+    stored = dict(info.get("config") or {})
+    stored.update({k: v for k, v in (overrides or {}).items() if v is not None})
+    known = {f.name for f in fields(LMRunConfig)}
+    try:
+        config = LMRunConfig(**{k: v for k, v in stored.items() if k in known})
+    except TypeError as error:
+        raise RunDirError(f"{out / RUN_JSON} holds an unreadable configuration ({error})") from None
+    config.split = tuple(config.split)
+    return check_config(config)
+
+
 def train_lm(config: LMRunConfig, out: str | Path, *, resume: bool = False, command: str = "",
-             overrides: dict | None = None) -> dict:
-    """Train (or resume) into ``out``; returns final metrics. ``overrides`` may extend a resumed run."""
+             overrides: dict | None = None, force: bool = False, log=print) -> dict:
+    """Train (or resume) into ``out``; returns final metrics. ``overrides`` may extend a resumed run.
+
+    Everything is checked before the run directory is created (options, data, tokenizer, model), so a
+    rejected command leaves nothing behind. ``resume`` continues from the latest checkpoint; a run
+    that died before its first checkpoint starts again from scratch (there is nothing to continue).
+    Resuming on training text that differs from the stored fingerprint is refused unless ``force``.
+    """
     out = Path(out)
     dist.init_from_env()
     if resume:
-        info = read_json(out / "run.json", "run description (run.json) to resume")
-        if info.get("kind") != "lm":
-            raise RunDirError(f"cannot resume {out}: it holds a {info.get('kind')!r} run, not a language model")
-        stored = dict(info["config"])
-        stored.update({k: v for k, v in (overrides or {}).items() if v is not None})
-        config = LMRunConfig(**{f.name: stored[f.name] for f in fields(LMRunConfig) if f.name in stored})
-        config.split = tuple(config.split)
+        config = resume_config(out, overrides)
+        if not has_checkpoint(out):
+            log(f"note: {out} holds no checkpoint yet (the run stopped before its first save); starting it again")
+            resume, command = False, read_run(out).get("command", command)
     else:
-        config = config.resolved()
+        config = check_config(config.resolved())
         if dist.is_main():
             check_run_dir_free(out)  # before any slow work
     corpus = load_corpus(config.data, fractions=config.split, errors=config.encoding_errors)
+    fingerprint = corpus.fingerprint()
     if resume:
-        tokenizer = tokenizer_from_json((out / "tokenizer.json").read_text(encoding="utf-8"))
+        stored = read_run(out).get("data_fingerprint")
+        if stored is not None and stored != fingerprint and not force:
+            raise DataError(f"the training text of {out} changed since the run started ({corpus.source}); resuming "
+                            f"would continue on different data. Pass --force to do it anyway, or use a new --out")
+        files = load_checkpoint(out, which="latest").files
+        if TOKENIZER not in files:
+            raise RunDirError(f"the latest checkpoint of {out} holds no {TOKENIZER}; it cannot be resumed")
+        tokenizer = tokenizer_from_json(files[TOKENIZER])
     else:
         size = config.vocab_size
         tokenizer = fit_tokenizer(config.level, corpus.lines("train"), max_size=size, min_count=config.min_count,
                                   bpe_vocab=size or 4096)
+    build_language_model(config, tokenizer.vocab_size)  # any model error before the directory exists
+    train_settings = train_config(config)
     if dist.is_main():
         if resume:
             prepare_run_dir(out, kind="lm", config=asdict(config), resume=True)
             update_run_json(out, config=asdict(config))
         else:
-            prepare_run_dir(out, kind="lm", config=asdict(config), command=command)
-            (out / "tokenizer.json").write_text(tokenizer.to_json(), encoding="utf-8")
-        data = encode_splits(corpus, tokenizer, out / "data")
+            prepare_run_dir(out, kind="lm", config=asdict(config), command=command, data_fingerprint=fingerprint)
+        data = encode_splits(corpus, tokenizer, out / DATA_DIR)
     dist.barrier()
     if not dist.is_main():
-        data = {s: np.memmap(out / "data" / f"{s}.bin", dtype=token_dtype(tokenizer.vocab_size), mode="r")
+        data = {s: np.memmap(out / DATA_DIR / f"{s}.bin", dtype=token_dtype(tokenizer.vocab_size), mode="r")
                 for s in corpus.splits}
     seed_everything(config.seed)
     model = build_language_model(config, tokenizer.vocab_size)
     task = LanguageModelTask(data, tokenizer, batch_size=config.batch_size, bptt=config.bptt,
                              windows=config.windows, seed=config.seed)
-    trainer = Trainer(model, task, train_config(config), out)
+    trainer = Trainer(model, task, train_settings, out)
     summary = trainer.fit(resume=resume)
     results = {split: trainer.evaluate(split) for split in ("valid", "test") if split in data}
     if dist.is_main():

@@ -9,6 +9,7 @@ import torch.nn.functional as F
 
 from rnnlab import metrics
 from rnnlab.data.labelled_sequences import SequenceSet, pad
+from rnnlab.rundir import CLASSIFY_SPEC
 
 
 class ClassifyTask:
@@ -60,4 +61,4 @@ class ClassifyTask:
 
     def checkpoint_files(self) -> dict[str, str]:
         spec = {"class_names": self.splits["train"].class_names, "mean": self.mean.tolist(), "std": self.std.tolist()}
-        return {"classify.json": json.dumps(spec, indent=1)}
+        return {CLASSIFY_SPEC: json.dumps(spec, indent=1)}

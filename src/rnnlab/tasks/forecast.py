@@ -27,8 +27,9 @@ from rnnlab.data.series import TimeSeries, load_series
 from rnnlab.data.series_windows import ForecastData, Split, StandardScaler
 from rnnlab.errors import DataError, RunDirError
 from rnnlab.models import forecaster as _forecaster  # noqa: F401  (registers "forecaster" for loading)
+from rnnlab.rundir import FORECAST_SPEC
 
-SPEC_FILE = "forecast.json"
+SPEC_FILE = FORECAST_SPEC
 
 
 class ForecastTask:

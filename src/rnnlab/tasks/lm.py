@@ -22,6 +22,7 @@ from rnnlab.data.text import Corpus, write_token_file
 from rnnlab.data.token_batches import ContiguousBatches, RandomWindows
 from rnnlab.data.tokenizer import Tokenizer, tokenizer_from_json
 from rnnlab.errors import DataError, RunDirError
+from rnnlab.rundir import TOKENIZER
 
 
 def encode_splits(corpus: Corpus, tokenizer: Tokenizer, cache_dir: str | Path) -> dict[str, np.memmap]:
@@ -113,7 +114,7 @@ class LanguageModelTask:
         return {**metrics, **level_metrics(metrics["loss"], self.level)}
 
     def checkpoint_files(self) -> dict[str, str]:
-        return {"tokenizer.json": self.tokenizer.to_json()}
+        return {TOKENIZER: self.tokenizer.to_json()}
 
 
 def level_metrics(loss: float, level: str) -> dict[str, float]:
@@ -127,9 +128,9 @@ def load_language_model(path, which: str = "best"):
     """(model, tokenizer, checkpoint) from a run directory or checkpoint; checks they belong together."""
 
     checkpoint = load_checkpoint(path, which=which)
-    if "tokenizer.json" not in checkpoint.files:
+    if TOKENIZER not in checkpoint.files:
         raise RunDirError(f"checkpoint {checkpoint.directory} has no tokenizer.json; it is not a language model run")
-    tokenizer = tokenizer_from_json(checkpoint.files["tokenizer.json"])
+    tokenizer = tokenizer_from_json(checkpoint.files[TOKENIZER])
     vocab = getattr(checkpoint.model.config, "vocab_size", None)
     if vocab != tokenizer.vocab_size:
         raise RunDirError(f"tokenizer in {checkpoint.directory} has {tokenizer.vocab_size} tokens but the model "
