@@ -28,6 +28,7 @@ COMMAND_MODULES = [
     "rnnlab.commands.evaluate",
     "rnnlab.commands.translate",
     "rnnlab.commands.caption",
+    "rnnlab.commands.speech",
 ]
 
 

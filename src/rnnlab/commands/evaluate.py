@@ -16,6 +16,7 @@ from rnnlab.errors import ConfigError
 # kind -> "module:function(args) -> int". Add a line for a new job.
 EVALUATORS = {
     "lm": "rnnlab.commands.lm:run_evaluate",
+    "speech": "rnnlab.commands.speech:run_evaluate",
     "translate": "rnnlab.commands.translate:run_evaluate",
 }
 

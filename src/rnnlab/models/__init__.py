@@ -1,5 +1,6 @@
 """Models built on the recurrent core. Importing this package registers every checkpointable model
 (see :mod:`rnnlab.models.registry`)."""
+from rnnlab.models.acoustic import AcousticConfig, AcousticModel
 from rnnlab.models.classifier import ClassifierConfig, SequenceClassifier
 from rnnlab.models.forecaster import Forecaster, ForecasterConfig
 from rnnlab.models.language import (
