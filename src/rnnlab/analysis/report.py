@@ -45,6 +45,7 @@ MAX_IMAGE_BYTES = 1_500_000  # larger PNGs are skipped, to keep the page light
 # Sections of one kind of run: kind -> "module:function", called as function(page, run_dir, info, prefix)
 # after the shared sections (lab grid, gradient flow, training curves). Add a line for a new job.
 KIND_SECTIONS = {
+    "translate": "rnnlab.analysis.report_translate:translate_sections",
     "speech": "rnnlab.analysis.report_speech:speech_sections",
 }
 

@@ -18,6 +18,7 @@ EVALUATORS = {
     "lm": "rnnlab.commands.lm:run_evaluate",
     "speech": "rnnlab.commands.speech:run_evaluate",
     "translate": "rnnlab.commands.translate:run_evaluate",
+    "caption": "rnnlab.commands.caption:run_evaluate",
 }
 
 

@@ -10,3 +10,4 @@ from rnnlab.models.language import (
     WindowLanguageModelConfig,
 )
 from rnnlab.models.translator import Translator, TranslatorConfig
+from rnnlab.models.captioner import Captioner, CaptionerConfig

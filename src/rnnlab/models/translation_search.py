@@ -42,7 +42,7 @@ def max_lengths(source_lengths: Tensor, a: float, b: int) -> Tensor:
 
 
 def _log_probs(logits: Tensor) -> Tensor:
-    log_probs = torch.log_softmax(logits.float(), -1)
+    log_probs = torch.log_softmax(logits, -1)
     log_probs[:, PAD_ID] = float("-inf")
     log_probs[:, BOS_ID] = float("-inf")
     return log_probs
@@ -93,7 +93,7 @@ def beam_search(model: Translator, source: Tensor, lengths: Tensor, *, beam: int
     memory, state = model.encode(source, lengths)
     rows = torch.arange(batch, device=source.device).repeat_interleave(k)  # (B·K,) sentence of each beam
     memory, state = memory.select(rows), select_state(state, rows)
-    scores = torch.full((batch, k), float("-inf"), device=source.device)
+    scores = torch.full((batch, k), float("-inf"), device=source.device, dtype=memory.values.dtype)
     scores[:, 0] = 0.0  # one open hypothesis per sentence at the start
     history = torch.zeros(batch, k, 0, dtype=torch.long, device=source.device)
     weights_history = None
