@@ -28,7 +28,7 @@ COMMAND_MODULES = [
     "rnnlab.commands.evaluate",
     "rnnlab.commands.translate",
     "rnnlab.commands.caption",
-    "rnnlab.commands.caption",
+    "rnnlab.commands.speech",
 ]
 
 
