@@ -46,6 +46,7 @@ MAX_IMAGE_BYTES = 1_500_000  # larger PNGs are skipped, to keep the page light
 # after the shared sections (lab grid, gradient flow, training curves). Add a line for a new job.
 KIND_SECTIONS = {
     "translate": "rnnlab.analysis.report_translate:translate_sections",
+    "caption": "rnnlab.analysis.report_caption:caption_section",
     "speech": "rnnlab.analysis.report_speech:speech_sections",
 }
 
