@@ -8,7 +8,8 @@
                                                        in rnnlab.nn.RECURRENT; o (B, T', dirs · H)
     log y = log_softmax(W dropout(o) + b)              (B, T', n_labels); label 0 is the CTC blank
 
-``lengths' = ceil(lengths / k)``. Outputs past each utterance's end are zero before the head and
+``lengths' = ceil(lengths / k)``; frames past each length are zeroed before stacking, so the
+result never depends on what the padding holds. Outputs past each utterance's end are zero before the head and
 never read (CTC and the decoders use ``lengths'``). :class:`AcousticModel` is registered as
 ``"acoustic_ctc"`` so a checkpoint rebuilds it from its config alone.
 """
@@ -24,7 +25,7 @@ from rnnlab.config import check_config, option
 from rnnlab.errors import InputShapeError
 from rnnlab.models.registry import register_model
 from rnnlab.nn import build_recurrent
-from rnnlab.nn.sequence import check_lengths
+from rnnlab.nn.sequence import check_lengths, lengths_to_mask
 
 __all__ = ["AcousticConfig", "AcousticModel"]
 
@@ -84,5 +85,7 @@ class AcousticModel(nn.Module):
             raise InputShapeError(f"expected frames of shape (B, T, {c.n_features}); got {tuple(x.shape)}")
         lengths = check_lengths(lengths, x.shape[0], x.shape[1])
         out_lengths = self.output_lengths(lengths)
+        if c.stack > 1:  # the last stacked step reads past the end: zeros there, whatever the padding holds
+            x = x * lengths_to_mask(lengths, x.shape[1]).to(x.device).unsqueeze(-1)
         output, _ = self.rnn(self.stack_frames(x), lengths=out_lengths)  # (B, T', dirs H)
         return F.log_softmax(self.head(self.drop(output)), dim=-1), out_lengths

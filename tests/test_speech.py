@@ -1,0 +1,158 @@
+"""FSDD loading and splits, connected digits, the acoustic model and the speech task (no download)."""
+import numpy as np
+import pytest
+import soundfile
+import torch
+
+from rnnlab.data.audio import FeatureConfig, features
+from rnnlab.data.speech import (ConnectedConfig, connected_set, connected_utterance, encode_digits, load_fsdd,
+                                split_fsdd, training_table)
+from rnnlab.errors import DataError
+from rnnlab.models.acoustic import AcousticConfig, AcousticModel
+from rnnlab.tasks.speech import AugmentConfig, SpeechTask, digit_confusion, score
+from rnnlab.train import TrainConfig, Trainer
+
+SPEAKERS = ("ann", "bob")
+
+
+def make_fsdd(root, takes=12, seconds=0.12, rate=8000):
+    """A tiny FSDD look-alike: digit d is a tone at 300 + 150 d Hz, a speaker shifts it a little."""
+    folder = root / "recordings"
+    folder.mkdir(parents=True)
+    t = np.arange(int(seconds * rate)) / rate
+    for s, speaker in enumerate(SPEAKERS):
+        for d in range(10):
+            for take in range(takes):
+                tone = 0.4 * np.sin(2 * np.pi * (300 + 150 * d + 20 * s + take) * t) * np.hanning(len(t))
+                soundfile.write(folder / f"{d}_{speaker}_{take}.wav", tone, rate, subtype="PCM_16")
+    (folder / "README.txt").write_text("not a recording")  # ignored: not {digit}_{speaker}_{take}.wav
+    return root
+
+
+@pytest.fixture(scope="module")
+def fsdd(tmp_path_factory):
+    return make_fsdd(tmp_path_factory.mktemp("fsdd"))
+
+
+def test_load_and_split(fsdd):
+    recordings = load_fsdd(fsdd)
+    assert len(recordings) == 2 * 10 * 12
+    assert load_fsdd(fsdd / "recordings")[5].path == recordings[5].path
+    official = split_fsdd(recordings, "official")
+    assert {r.take for r in official["test"]} == set(range(5))
+    assert {r.take for r in official["valid"]} == set(range(5, 10))
+    assert {r.take for r in official["train"]} == {10, 11}
+    held = split_fsdd(recordings, "speaker:bob")
+    assert {r.speaker for r in held["test"]} == {"bob"} and len(held["test"]) == 120
+    assert {r.speaker for r in held["train"] + held["valid"]} == {"ann"}
+    with pytest.raises(DataError, match="no recordings of speaker 'carol'; speakers: ann, bob"):
+        split_fsdd(recordings, "speaker:carol")
+    with pytest.raises(DataError, match="unknown split 'random'"):
+        split_fsdd(recordings, "random")
+
+
+def test_missing_or_empty_data_directory(tmp_path):
+    with pytest.raises(DataError, match="does not exist"):
+        load_fsdd(tmp_path / "nowhere")
+    (tmp_path / "empty").mkdir()
+    with pytest.raises(DataError, match="holds no"):
+        load_fsdd(tmp_path / "empty")
+
+
+def test_connected_utterances_are_deterministic_and_well_formed(fsdd):
+    pool = split_fsdd(load_fsdd(fsdd), "official")["train"]
+    table, c = training_table(pool), ConnectedConfig()
+    a = connected_utterance(table, 7, seed=3, c=c)
+    b = connected_utterance(table, 7, seed=3, c=c)
+    assert np.array_equal(a.samples, b.samples) and a.digits == b.digits and a.speaker == b.speaker
+    lengths = []
+    for k in range(60):
+        u = connected_utterance(table, k, seed=3, c=c)
+        assert 1 <= len(u.digits) <= 7 and all(0 <= d <= 9 for d in u.digits)
+        # n recordings of 0.12 s plus n + 1 pauses of 0.05-0.3 s
+        n = len(u.digits)
+        assert n * 960 + (n + 1) * 400 <= len(u.samples) <= n * 960 + (n + 1) * 2400
+        lengths.append(n)
+    assert set(lengths) == set(range(1, 8))
+    fixed = connected_set(pool, 6, seed=1, c=c)
+    assert [u.speaker for u in fixed] == ["ann", "bob"] * 3
+
+
+def test_noise_is_added_at_the_requested_snr(fsdd):
+    pool = split_fsdd(load_fsdd(fsdd), "official")["train"]
+    table = training_table(pool)
+    c = ConnectedConfig(noise=True, snr_min=10.0, snr_max=10.0, pause_min=0.0, pause_max=0.0)
+    clean = connected_utterance(table, 4, seed=0, c=c)  # augment off: no noise
+    noisy = connected_utterance(table, 4, seed=0, c=c, augment=True)
+    assert clean.digits == noisy.digits
+    noise = noisy.samples.astype(np.float64) - clean.samples
+    snr = 10 * np.log10(np.mean(clean.samples.astype(np.float64) ** 2) / np.mean(noise ** 2))
+    assert snr == pytest.approx(10.0, abs=0.3)
+
+
+def test_acoustic_model_ignores_padding_and_subsamples():
+    torch.manual_seed(0)
+    model = AcousticModel(AcousticConfig(n_features=6, hidden=8, layers=2, stack=3, dropout=0.0)).double().eval()
+    a, b = torch.randn(10, 6, dtype=torch.float64), torch.randn(7, 6, dtype=torch.float64)
+    x = torch.zeros(2, 10, 6, dtype=torch.float64)
+    x[0], x[1, :7] = a, b
+    x[1, 7:] = 99.0  # garbage in the padding must not matter
+    log_probs, out_lengths = model(x, torch.tensor([10, 7]))
+    assert out_lengths.tolist() == [4, 3] and log_probs.shape == (2, 4, 11)
+    alone, _ = model(b.unsqueeze(0), torch.tensor([7]))
+    torch.testing.assert_close(log_probs[1, :3], alone[0])
+    torch.testing.assert_close(log_probs.exp().sum(-1), torch.ones(2, 4, dtype=torch.float64))
+    # frame stacking by hand: step 1 of sequence 0 reads frames 3, 4, 5
+    torch.testing.assert_close(model.stack_frames(x)[0, 1], torch.cat([a[3], a[4], a[5]]))
+
+
+def test_scores_by_hand():
+    s = score([[1, 2, 3], [4]], [[1, 3], [4, 4]])
+    assert s["der"] == pytest.approx(2 / 4) and s["deletions"] == pytest.approx(1 / 4)
+    assert s["insertions"] == pytest.approx(1 / 4) and s["ser"] == 1.0
+    assert score([[5, 5]], [[]])["der"] == 1.0
+    m = digit_confusion([[1, 2, 3], [4]], [[1, 7, 3], [4, 4]])
+    assert m[1, 1] == m[3, 3] == m[4, 4] == 1 and m[2, 7] == 1 and m[10, 4] == 1 and m.sum() == 5
+    assert encode_digits([0, 9]) == [1, 10]
+
+
+def _task(fsdd, seed=0, augment=AugmentConfig(spec_augment=True)):
+    splits = split_fsdd(load_fsdd(fsdd), "official")
+    c = ConnectedConfig(max_digits=3, speed=True, noise=True)
+    evals = {"valid": connected_set(splits["valid"], 4, 1, c)}
+    return SpeechTask(splits["train"], evals, FeatureConfig(n_mels=12), c, augment, utterances=12, batch_size=4,
+                      seed=seed)
+
+
+def test_task_batches_are_deterministic_and_ctc_ready(fsdd):
+    one, two = list(_task(fsdd).train_batches(2)), list(_task(fsdd).train_batches(2))
+    assert len(one) == 3
+    for p, q in zip(one, two):
+        for key in p:
+            assert torch.equal(p[key], q[key])
+    batch = one[0]
+    assert batch["x"].shape[2] == 12 and int(batch["target_lengths"].sum()) == len(batch["targets"])
+    assert 1 <= int(batch["targets"].min()) and int(batch["targets"].max()) <= 10  # never the blank
+    assert not torch.equal(one[0]["x"], list(_task(fsdd).train_batches(3))[0]["x"])  # fresh data each epoch
+
+
+def _train(fsdd, run_dir, max_steps, resume=False):
+    torch.manual_seed(0)
+    model = AcousticModel(AcousticConfig(n_features=12, hidden=6, layers=1, dropout=0.1))
+    config = TrainConfig(lr=0.01, max_epochs=3, max_steps=max_steps, progress=False, seed=0, restore_best=False)
+    Trainer(model, _task(fsdd), config, run_dir=run_dir).fit(resume=resume)
+    return model
+
+
+def test_exact_resume(fsdd, tmp_path):
+    straight = _train(fsdd, tmp_path / "a", max_steps=7)
+    _train(fsdd, tmp_path / "b", max_steps=4)
+    resumed = _train(fsdd, tmp_path / "b", max_steps=7, resume=True)
+    for (name, p), q in zip(straight.state_dict().items(), resumed.state_dict().values()):
+        assert torch.equal(p, q), name
+
+
+def test_features_of_a_whole_recording(fsdd):
+    recording = load_fsdd(fsdd)[0]
+    frames = features(recording.samples, FeatureConfig())
+    assert frames.shape == (1 + 960 // 80, 40) and torch.isfinite(frames).all()
