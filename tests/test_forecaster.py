@@ -177,9 +177,10 @@ def test_cli_train_predict_and_bad_inputs(tmp_path, capsys):
     code, out, _ = cli(capsys, "forecast", "train", "--csv", str(csv), "--target", "y", "--past", "load",
                        "--horizon", "6", "--lookback", "24", "--epochs", "1", "--output", "gaussian",
                        "--hidden", "8", "--no-progress", "--out", str(run))
-    assert code == 0 and "seasonal_naive" not in out and "naive" in out  # no --period: no seasonal naive
+    # no --period: inferred from the hourly index (24), so seasonal naive is among the baselines
+    assert code == 0 and "inferred: period 24" in out and "seasonal_naive" in out
     info = __import__("json").loads((run / "run.json").read_text())
-    assert info["kind"] == "forecast" and set(info["results"]) == {"model", "naive", "linear"}
+    assert info["kind"] == "forecast" and set(info["results"]) == {"model", "naive", "seasonal_naive", "linear"}
     assert (run / "test_forecast.png").stat().st_size > 1000
     code, out, _ = cli(capsys, "forecast", "predict", str(run), "--csv", str(csv))
     table = pd.read_csv(run / "forecast.csv")
@@ -190,7 +191,7 @@ def test_cli_train_predict_and_bad_inputs(tmp_path, capsys):
     bad = {
         "missing target": (train + ["--target", "nope", "--horizon", "6", "--lookback", "24"],
                            "target column 'nope' not found"),
-        "horizon 0": (train + ["--target", "y", "--horizon", "0", "--lookback", "24"], "horizon must be a positive"),
+        "horizon 0": (train + ["--target", "y", "--horizon", "0", "--lookback", "24"], "--horizon must be >= 1, got 0"),
         "too short": (train + ["--target", "y", "--horizon", "6", "--lookback", "200"], "fewer than lookback"),
         "run exists": (["train", "--csv", str(csv), "--target", "y", "--horizon", "6", "--lookback", "24", "--out",
                         str(run)], "already holds a run"),
@@ -203,3 +204,26 @@ def test_cli_train_predict_and_bad_inputs(tmp_path, capsys):
         assert code == 2, name
         assert message in err and err.count("\n") == 1 and "Traceback" not in err, (name, err)
     assert not (tmp_path / "new").exists()  # a failed start leaves no run directory behind
+
+
+@pytest.mark.parametrize("freq, period, horizon, lookback", [
+    ("h", 24, 24, 72), ("D", 7, 7, 21), ("W-SUN", 52, 52, 156), ("MS", 12, 12, 36), ("YS", 1, 4, 12),
+])
+def test_window_defaults_are_inferred_from_the_index(freq, period, horizon, lookback):
+    from rnnlab.data.series import load_series
+    from rnnlab.runs.forecast import infer_window
+
+    n = 200 if freq == "YS" else 1000
+    frame = pd.DataFrame({"date": pd.date_range("1800-01-01" if freq == "YS" else "1990-01-01", periods=n, freq=freq), "y": np.sin(np.arange(n) / 5)})
+    window = infer_window(load_series(frame, calendar=False))
+    assert (window["period"], window["horizon"], window["lookback"]) == (period, horizon, lookback)
+
+
+def test_short_series_shrink_the_inferred_window_to_fit():
+    from rnnlab.data.series import load_series
+    from rnnlab.runs.forecast import infer_window
+
+    frame = pd.DataFrame({"date": pd.date_range("2000-01-01", periods=60, freq="MS"), "y": np.arange(60.0)})
+    window = infer_window(load_series(frame, calendar=False))
+    assert window["period"] == 12 and window["horizon"] == 6  # the 10% validation part holds 6 months
+    assert window["lookback"] + window["horizon"] <= 42  # fits in the 70% training part

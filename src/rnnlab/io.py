@@ -17,7 +17,7 @@ from typing import Any
 from rnnlab.errors import RunDirError
 
 __all__ = ["fsync_dir", "atomic_write_bytes", "atomic_write_text", "atomic_write_json", "read_json",
-           "umask_mode", "TMP_SUFFIX"]
+           "umask_mode", "TMP_SUFFIX", "check_new_file"]
 
 TMP_SUFFIX = ".tmp"  # every temporary entry rnnlab creates starts with "." and ends with this
 
@@ -70,6 +70,23 @@ def atomic_write_text(path: str | os.PathLike, text: str) -> None:
 def atomic_write_json(path: str | os.PathLike, obj: Any) -> None:
     """Indented, key-sorted JSON, atomically."""
     atomic_write_bytes(path, (json.dumps(obj, indent=1, sort_keys=True) + "\n").encode())
+
+
+def check_new_file(path: str | os.PathLike, what: str = "output file", *, force: bool = False) -> Path:
+    """Check that ``path`` can be written without losing anything: its folder is (or can be) a
+    directory, and the file does not exist yet (unless ``force``). Returns it as a Path."""
+    path = Path(path)
+    if path.is_dir():
+        raise RunDirError(f"expected a file path for the {what}; {path} is a directory")
+    for parent in path.parents:
+        if parent.exists():
+            if not parent.is_dir():
+                raise RunDirError(f"cannot write the {what} {path}: {parent} is a file, not a directory")
+            break
+    if path.exists() and not force:
+        raise RunDirError(f"{path} already exists; pass --force to replace it or choose another --out "
+                          f"(nothing was overwritten)")
+    return path
 
 
 def read_json(path: str | os.PathLike, what: str) -> Any:

@@ -13,13 +13,14 @@ Batches (:func:`pad`) are ``x (B, T_max, F)`` padded with zeros, ``lengths (B,)`
 from __future__ import annotations
 
 import importlib.util
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 
 import numpy as np
 import pandas as pd
 import torch
 
+from rnnlab.data.columns import index_like_columns, read_csv_file
 from rnnlab.errors import DataError
 
 AEON_HINT = "pip install aeon  (or: pip install 'rnnlab[classify]')"
@@ -30,6 +31,9 @@ class SequenceSet:
     sequences: list  # of float32 arrays (T_i, F)
     labels: np.ndarray  # (N,) int64 in [0, n_classes)
     class_names: list[str]
+    feature_names: list[str] = field(default_factory=list)  # CSV columns, in feature order
+    ids: list = field(default_factory=list)  # the CSV's sequence ids, in order
+    excluded: dict = field(default_factory=dict)  # columns left out of the default features, with the reason
 
     def __len__(self) -> int:
         return len(self.sequences)
@@ -39,7 +43,8 @@ class SequenceSet:
         return self.sequences[0].shape[1]
 
     def subset(self, index) -> SequenceSet:
-        return SequenceSet([self.sequences[i] for i in index], self.labels[index], self.class_names)
+        return SequenceSet([self.sequences[i] for i in index], self.labels[index], self.class_names,
+                           self.feature_names, [self.ids[i] for i in index] if self.ids else [], self.excluded)
 
 
 def load_ts(path, class_names: list[str] | None = None) -> SequenceSet:
@@ -96,28 +101,36 @@ def load_sequence_csv(path, *, id_col: str, label_col: str | None, features=None
                       class_names: list[str] | None = None) -> SequenceSet:
     """Long-format CSV -> :class:`SequenceSet`; sequences in order of first appearance.
 
+    ``features=None`` takes every column but the id and label columns, except columns that number the
+    steps (:func:`rnnlab.data.columns.index_like_columns`), which are listed in ``excluded``.
     ``label_col=None`` reads unlabelled sequences (labels all 0) for prediction; ``class_names``
     fixes the label order (e.g. the one a model was trained with).
     """
-    path = Path(path)
-    if not path.is_file():
-        raise DataError(f"CSV file not found: {path}")
-    frame = pd.read_csv(path)
+    frame = read_csv_file(path, what="sequence CSV")
     needed = [id_col] + ([label_col] if label_col else [])
-    features = list(features) if features else [c for c in frame.columns if c not in needed]
-    missing = [c for c in needed + features if c not in frame.columns]
+    missing = [c for c in needed + list(features or []) if c not in frame.columns]
     if missing:
         raise DataError(f"columns {missing} not found in {path}; it has {list(frame.columns)}")
+    excluded: dict[str, str] = {}
+    if features:
+        features = list(features)
+    else:
+        candidates = [c for c in frame.columns if c not in needed]
+        excluded = index_like_columns(frame, candidates, group=id_col)
+        features = [c for c in candidates if c not in excluded]
+        if not features:
+            raise DataError(f"{path} has no feature columns besides {needed}"
+                            + (f" and index-like {sorted(excluded)}; name them with --features" if excluded else ""))
     values = frame[features].apply(pd.to_numeric, errors="coerce")
-    bad = values.isna().to_numpy()
+    bad = values.isna().to_numpy() | ~np.isfinite(values.to_numpy(dtype=float, na_value=np.nan))
     if bad.any():
         row, col = np.argwhere(bad)[0]
-        raise DataError(f"{path}: feature {features[col]!r} at row {row + 1} is missing or not a number "
+        raise DataError(f"{path}: feature {features[col]!r} at row {row + 1} is missing, infinite or not a number "
                         f"({int(bad.sum())} such cells); clean the file before classifying")
-    raw_labels = []
-    sequences = []
-    for _, group in frame.groupby(id_col, sort=False):
+    raw_labels, sequences, ids = [], [], []
+    for key, group in frame.groupby(id_col, sort=False):
         sequences.append(values.loc[group.index].to_numpy(np.float32))
+        ids.append(key)
         if label_col:
             labels = group[label_col].astype(str).unique()
             if len(labels) != 1:
@@ -129,7 +142,7 @@ def load_sequence_csv(path, *, id_col: str, label_col: str | None, features=None
         raise DataError(f"labels {unknown} were not seen in training; known classes {names}")
     lookup = {name: i for i, name in enumerate(names)}
     labels = np.array([lookup[x] for x in raw_labels] if label_col else [0] * len(sequences), np.int64)
-    return SequenceSet(sequences, labels, list(names))
+    return SequenceSet(sequences, labels, list(names), list(features), ids, excluded)
 
 
 def feature_stats(data: SequenceSet) -> tuple[np.ndarray, np.ndarray]:

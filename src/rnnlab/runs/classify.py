@@ -13,7 +13,7 @@ from __future__ import annotations
 
 import json
 import time
-from dataclasses import asdict
+from dataclasses import asdict, dataclass
 from pathlib import Path
 
 import numpy as np
@@ -22,14 +22,46 @@ import pandas as pd
 from rnnlab import metrics
 from rnnlab.analysis.plots import confusion_figure, save_png
 from rnnlab.checkpoint import load_checkpoint
+from rnnlab.config import option
 from rnnlab.data.labelled_sequences import SequenceSet, feature_stats, load_japanese_vowels, load_sequence_csv
 from rnnlab.errors import DataError, RunDirError
-from rnnlab.models.classifier import ClassifierConfig, SequenceClassifier
+from rnnlab.io import atomic_write_text, check_new_file
+from rnnlab.models.classifier import POOLING, ClassifierConfig, SequenceClassifier
+from rnnlab.nn import RECURRENT
 from rnnlab.rundir import CLASSIFY_SPEC, prepare_run_dir, update_run_json
 from rnnlab.tasks.classify import ClassifyTask
 from rnnlab.train import TrainConfig, Trainer, seed_everything
 
 BUILTIN = "japanese-vowels"
+
+
+@dataclass
+class ClassifyRunConfig:
+    """What ``rnnlab classify train`` takes (``--threads``, ``--seed``, ``--out`` come from the shared options)."""
+
+    csv: str | None = option(None, "training CSV: one row per time step (sequence id, label, features)",
+                             default_text="JapaneseVowels, needs aeon")
+    test_csv: str | None = option(None, "test CSV in the same format (default: none; scores the validation split)")
+    id: str = option("id", "sequence-id column")
+    label: str = option("label", "label column (constant within a sequence)")
+    features: tuple[str, ...] | None = option(None, "feature columns",
+                                              default_text="all others except index/time columns, which are named")
+    cell: str = option("gru", "recurrent cell: " + ", ".join(sorted(RECURRENT)))
+    hidden: int = option(64, "hidden units per direction", min=1)
+    layers: int = option(1, "recurrent layers", min=1)
+    dropout: float = option(0.2, "dropout before the output layer", min=0.0, max=1.0, max_open=True)
+    bidirectional: bool = option(False, "read each sequence both ways")
+    pooling: str = option("last", "how a sequence becomes one vector", choices=POOLING)
+    epochs: int = option(30, "passes over the training sequences", min=1)
+    lr: float = option(3e-3, "Adam learning rate", min=0.0, min_open=True)
+    batch_size: int = option(16, "sequences per batch", min=1)
+    patience: int = option(8, "early stop after this many epochs without a better validation loss", min=1)
+    valid_fraction: float = option(0.15, "share of training sequences held out for early stopping", min=0.0,
+                                   max=1.0, min_open=True, max_open=True)
+
+    def model_options(self) -> dict:
+        return dict(cell=self.cell, hidden_size=self.hidden, num_layers=self.layers, dropout=self.dropout,
+                    bidirectional=self.bidirectional, pooling=self.pooling)
 
 
 def load_sets(source: str = BUILTIN, *, csv=None, test_csv=None, id_col="id", label_col="label",
@@ -52,15 +84,18 @@ def train_run(out, train: SequenceSet, test: SequenceSet | None, model_config: d
     """Train into ``out``; return test accuracy and confusion matrix (or validation, without a test set)."""
     if not 0 < valid_fraction < 1:
         raise DataError(f"valid_fraction must be in (0, 1); got {valid_fraction}")
+    if len(train) < 2:
+        raise DataError(f"training needs at least 2 sequences (one to train on, one to validate); got {len(train)}")
     order = np.random.default_rng(train_config.seed).permutation(len(train))
-    n_valid = max(1, int(round(valid_fraction * len(train))))
+    n_valid = min(max(1, int(round(valid_fraction * len(train)))), len(train) - 1)
     splits = {"train": train.subset(np.sort(order[n_valid:])), "valid": train.subset(np.sort(order[:n_valid]))}
     if test is not None:
         splits["test"] = test
     config = ClassifierConfig(n_features=train.n_features, n_classes=len(train.class_names), **model_config)
     run = prepare_run_dir(out, kind="classify", command=command,
                           config={"model": asdict(config), "train": asdict(train_config), "source": source,
-                                  "valid_fraction": valid_fraction, "batch_size": batch_size})
+                                  "valid_fraction": valid_fraction, "batch_size": batch_size,
+                                  "features": list(train.feature_names), "excluded_columns": train.excluded})
     seed_everything(train_config.seed)
     model = SequenceClassifier(config)
     task = ClassifyTask(splits, *feature_stats(splits["train"]), batch_size=batch_size, seed=train_config.seed)
@@ -80,7 +115,7 @@ def train_run(out, train: SequenceSet, test: SequenceSet | None, model_config: d
     return results
 
 
-def predict_run(run_dir, data: SequenceSet, *, out_csv=None, labelled: bool = True) -> dict:
+def predict_run(run_dir, data: SequenceSet, *, out_csv=None, labelled: bool = True, force: bool = False) -> dict:
     """Class predictions for every sequence of ``data``; CSV (+ accuracy and confusion PNG if labelled)."""
     ckpt = load_checkpoint(run_dir)
     if CLASSIFY_SPEC not in ckpt.files:
@@ -94,10 +129,12 @@ def predict_run(run_dir, data: SequenceSet, *, out_csv=None, labelled: bool = Tr
     logits, labels = task.predict(model, "data")
     predicted = logits.argmax(axis=1)
     names = spec["class_names"]
-    out_csv = Path(out_csv) if out_csv else Path(run_dir) / "predictions.csv"
-    if out_csv.exists():
-        raise RunDirError(f"{out_csv} already exists; pass --out PATH.csv (nothing was overwritten)")
-    table = pd.DataFrame({"sequence": np.arange(len(data)), "length": [len(s) for s in data.sequences],
+    out_csv = check_new_file(Path(out_csv) if out_csv else Path(run_dir) / "predictions.csv", "predictions CSV",
+                             force=force)
+    if labelled:
+        png = check_new_file(out_csv.with_name(out_csv.stem + "_confusion.png"), "confusion plot", force=force)
+    out_csv.parent.mkdir(parents=True, exist_ok=True)
+    table = pd.DataFrame({"sequence": data.ids or np.arange(len(data)), "length": [len(s) for s in data.sequences],
                           "predicted": [names[k] for k in predicted]})
     result = {"csv": out_csv, "n": len(data)}
     if labelled:
@@ -105,16 +142,20 @@ def predict_run(run_dir, data: SequenceSet, *, out_csv=None, labelled: bool = Tr
         result["accuracy"] = metrics.accuracy(labels, predicted)
         matrix = metrics.confusion_matrix(labels, predicted, len(names))
         result["confusion"] = matrix
-        png = out_csv.with_name(out_csv.stem + "_confusion.png")
         save_png(confusion_figure(matrix, names, title=f"accuracy {result['accuracy']:.3f}"), png)
         result["png"] = png
-    table.to_csv(out_csv, index=False)
+    atomic_write_text(out_csv, table.to_csv(index=False))
     return result
+
+
+def saved_spec(run_dir) -> dict:
+    """What a saved classifier needs to read new data: class names, feature columns, scaling."""
+    ckpt = load_checkpoint(run_dir)
+    if CLASSIFY_SPEC not in ckpt.files:
+        raise RunDirError(f"{ckpt.directory} holds no {CLASSIFY_SPEC}; it is not a classifier run")
+    return json.loads(ckpt.files[CLASSIFY_SPEC])
 
 
 def run_class_names(run_dir) -> list[str]:
     """The class names a saved classifier was trained with (label order)."""
-    ckpt = load_checkpoint(run_dir)
-    if CLASSIFY_SPEC not in ckpt.files:
-        raise RunDirError(f"{ckpt.directory} holds no {CLASSIFY_SPEC}; it is not a classifier run")
-    return json.loads(ckpt.files[CLASSIFY_SPEC])["class_names"]
+    return saved_spec(run_dir)["class_names"]

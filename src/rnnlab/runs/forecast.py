@@ -13,21 +13,106 @@ evaluates on every test window beside the naive, seasonal-naive and linear basel
 """
 from __future__ import annotations
 
-from dataclasses import asdict
+import math
+from dataclasses import asdict, dataclass
 from pathlib import Path
 
 import numpy as np
 
 from rnnlab.analysis.plots import forecast_figure, save_png
+from rnnlab.config import option
 from rnnlab.data.builtin_series import SEASONAL_PERIOD, load_builtin
 from rnnlab.data.series import load_series
 from rnnlab.data.series_windows import ForecastData, ratio_split
-from rnnlab.errors import ConfigError, RunDirError
+from rnnlab.errors import ConfigError
+from rnnlab.io import atomic_write_text, check_new_file
 from rnnlab.models.baselines import evaluate_baselines
-from rnnlab.models.forecaster import Forecaster, ForecasterConfig
+from rnnlab.models.forecaster import DECODERS, NORMS, OUTPUTS, Forecaster, ForecasterConfig
+from rnnlab.nn import RECURRENT
 from rnnlab.rundir import prepare_run_dir, update_run_json
 from rnnlab.tasks.forecast import ForecastTask, SavedForecaster, evaluate_split, original_scale_metrics
 from rnnlab.train import TrainConfig, Trainer, seed_everything
+
+# Seasonal period of a grid step (pandas offset name -> steps per season; sub-daily steps: one day) and the horizon of one
+# "natural" forecast: a day of hours, a week of days, a year of months/quarters/weeks (yearly: 4 years).
+PERIODS = {"min": 1440, "h": 24, "b": 5, "d": 7, "w": 52, "m": 12, "ms": 12, "me": 12, "q": 4, "qs": 4, "qe": 4,
+           "y": 1, "ys": 1, "ye": 1, "a": 1, "as": 1}
+YEARLY_HORIZON = 4
+
+
+@dataclass
+class ForecastRunConfig:
+    """What ``rnnlab forecast train`` takes (``--threads``, ``--seed``, ``--out`` come from the shared options)."""
+
+    csv: str | None = option(None, "CSV with a header and a time column", default_text="built-in weekly CO2 series")
+    target: tuple[str, ...] | None = option(None, "target column(s)",
+                                            default_text="all columns but time, covariates and index-like ones")
+    time_col: str | None = option(None, "timestamp column", default_text="date/time/timestamp/datetime/ds")
+    past: tuple[str, ...] = option((), "past-covariate columns (inputs only, never forecast)")
+    calendar: bool = option(True, "calendar features from the timestamps")
+    fill: str = option("raise", "missing or non-numeric cells: stop and say where, or fill them",
+                       choices=("raise", "interpolate", "ffill", "zero"))
+    reindex: bool = option(False, "insert timestamps missing from the regular grid")
+    horizon: int | None = option(None, "steps to forecast", min=1, default_text="one seasonal period of the index")
+    lookback: int | None = option(None, "steps the model reads", min=1, default_text="three seasonal periods")
+    cell: str = option("gru", "recurrent cell: " + ", ".join(sorted(RECURRENT)))
+    hidden: int = option(64, "hidden units", min=1)
+    layers: int = option(1, "recurrent layers", min=1)
+    dropout: float = option(0.0, "dropout between layers and before the head", min=0.0, max=1.0, max_open=True)
+    decoder: str = option("direct", "all horizon steps at once, or one by one", choices=DECODERS)
+    segment: int = option(0, "SegRNN segment length (0 = step by step)", min=0)
+    norm: str = option("revin", "per-window normalisation", choices=NORMS)
+    output: str = option("point", "point forecasts or distributions", choices=OUTPUTS)
+    loss: str = option("mse", "loss of point forecasts", choices=("mse", "mae"))
+    quantiles: tuple[float, ...] = option((0.1, 0.5, 0.9), "quantile levels (output quantile)", min=0.0, max=1.0,
+                                          min_open=True, max_open=True)
+    level: float | None = option(None, "prediction-interval level", min=0.0, max=1.0, min_open=True, max_open=True,
+                                 default_text="0.8, or the quantiles' span")
+    period: int | None = option(None, "seasonal period for seasonal naive and MASE", min=1,
+                                default_text="inferred from the index")
+    epochs: int = option(20, "passes over the training windows", min=1)
+    lr: float = option(3e-3, "Adam learning rate", min=0.0, min_open=True)
+    batch_size: int = option(64, "windows per batch", min=1)
+    patience: int = option(5, "early stop after this many epochs without a better validation loss", min=1)
+
+    def interval_level(self) -> float:
+        if self.level is not None:
+            return self.level
+        return round(self.quantiles[-1] - self.quantiles[0], 10) if self.output == "quantile" else 0.8
+
+
+def seasonal_period(step) -> int:
+    """Steps per season of a grid step (``<Hour>`` -> 24, ``<MonthBegin>`` -> 12, ...); 1 when unknown."""
+    name = getattr(step, "rule_code", None) or getattr(step, "freqstr", "") or ""
+    key = "".join(ch for ch in str(name).split("-")[0].lower() if ch.isalpha())
+    multiple = getattr(step, "n", 1) or 1
+    period = PERIODS.get(key, 1)
+    return max(1, period // multiple) if period % multiple == 0 else 1
+
+
+def infer_window(series, ratios=(0.7, 0.1, 0.2), *, period: int | None = None, horizon: int | None = None,
+                 lookback: int | None = None) -> dict:
+    """Horizon = one season, look-back = three seasons (given values are kept), shrunk to fit the splits.
+
+    Returns ``{"period", "horizon", "lookback", "why"}``; ``why`` says what was inferred.
+    """
+    n = len(series)
+    splits = ratio_split(n, ratios)
+    shortest_eval = min(splits["valid"].end - splits["valid"].start, splits["test"].end - splits["test"].start)
+    why = []
+    if period is None:
+        period = seasonal_period(series.step)
+        why.append(f"period {period} from the {series.step.freqstr if hasattr(series.step, 'freqstr') else series.step} "
+                   f"index")
+    if horizon is None:
+        horizon = period if period > 1 else YEARLY_HORIZON
+        horizon = max(1, min(horizon, shortest_eval))
+        why.append(f"horizon {horizon}")
+    if lookback is None:
+        train_rows = splits["train"].end - splits["train"].start
+        lookback = max(1, min(3 * max(period, horizon), train_rows - horizon))
+        why.append(f"lookback {lookback}")
+    return {"period": period, "horizon": horizon, "lookback": lookback, "why": ", ".join(why)}
 
 
 def load_source(csv=None, *, targets=None, time_col=None, past_covariates=(), calendar=True, fill="raise",
@@ -92,24 +177,24 @@ def _plot_last_window(path, data: ForecastData, test: dict, level: float) -> Non
     save_png(fig, path)
 
 
-def predict_run(run_dir, csv=None, *, out_csv=None, level: float | None = None, fill: str | None = None):
+def predict_run(run_dir, csv=None, *, out_csv=None, level: float | None = None, fill: str | None = None,
+                force: bool = False):
     """Forecast after the end of ``csv`` (or the built-in series); write CSV + PNG; return the table and paths.
 
     ``level=None``: 0.8 for Gaussian models, the outermost quantiles' span for quantile models.
     """
+    if level is not None and not (math.isfinite(level) and 0 < level < 1):
+        raise ConfigError(f"--level must be a probability strictly between 0 and 1; got {level}")
+    out_csv = check_new_file(Path(out_csv) if out_csv else Path(run_dir) / "forecast.csv", "forecast CSV", force=force)
+    png = check_new_file(out_csv.with_suffix(".png"), "forecast plot", force=force)
     saved = SavedForecaster(run_dir)
     c = saved.model.config
     if level is None:
         level = round(c.quantiles[-1] - c.quantiles[0], 10) if c.output == "quantile" else 0.8
     series = saved.load(csv, fill=fill)
     table = saved.forecast(series, level=level)
-    out_csv = Path(out_csv) if out_csv else Path(run_dir) / "forecast.csv"
-    png = out_csv.with_suffix(".png")
-    for path in (out_csv, png):
-        if path.exists():
-            raise RunDirError(f"{path} already exists; pass --out PATH.csv for a new file (nothing was overwritten)")
     out_csv.parent.mkdir(parents=True, exist_ok=True)
-    table.to_csv(out_csv, index=False)
+    atomic_write_text(out_csv, table.to_csv(index=False))
     names = series.target_names
     keep = min(len(series), 3 * saved.spec["lookback"])
     has_interval = f"{names[0]}_lower" in table

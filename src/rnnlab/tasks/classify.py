@@ -60,5 +60,7 @@ class ClassifyTask:
         return {"loss": loss, "accuracy": metrics.accuracy(labels, logits.argmax(axis=1))}
 
     def checkpoint_files(self) -> dict[str, str]:
-        spec = {"class_names": self.splits["train"].class_names, "mean": self.mean.tolist(), "std": self.std.tolist()}
+        train = self.splits["train"]
+        spec = {"class_names": train.class_names, "mean": self.mean.tolist(), "std": self.std.tolist(),
+                "features": list(train.feature_names)}
         return {CLASSIFY_SPEC: json.dumps(spec, indent=1)}
