@@ -13,7 +13,8 @@ Features (:func:`log_mel`, :func:`mfcc`), for a waveform ``x (N,)`` at rate ``sr
                                                                             win_length zero-padded to n_fft,
                                                                             centred frames, zero padding
     M[m, t]   = sum_f B[m, f] |X[f, t]|²                                    B: mel filterbank (n_mels, n_fft/2+1)
-    L[m, t]   = 10 log10(max(M[m, t], 1e-10))                               log-mel in dB
+    L[m, t]   = max(10 log10(max(M[m, t], 1e-10)), max_{m,t} L − top_db)     log-mel in dB, floored top_db
+                                                                            below the utterance's loudest
     C[k, t]   = DCT-II(L[:, t])[k],  k < n_mfcc (orthonormal)               MFCC
 
 :func:`mel_filterbank` builds Slaney's filterbank (Auditory Toolbox: linear below 1 kHz, logarithmic
@@ -154,6 +155,8 @@ class FeatureConfig:
     win_ms: float = option(25.0, "analysis window in milliseconds", min=1.0)
     hop_ms: float = option(10.0, "frame shift in milliseconds", min=1.0)
     htk: bool = option(False, "HTK mel scale instead of Slaney's (librosa's default)")
+    top_db: float | None = option(80.0, "floor of the log-mel energies below the utterance's loudest, dB "
+                                        "(digital silence would otherwise sit at -100 dB)", min=1.0)
     normalize: bool = option(True, "per-utterance mean/variance normalisation of each feature")
 
     @property
@@ -193,9 +196,12 @@ def power_spectrogram(samples, c: FeatureConfig, dtype=torch.float32) -> torch.T
 
 
 def log_mel(samples, c: FeatureConfig, dtype=torch.float32) -> torch.Tensor:
-    """Log-mel energies in dB, ``(T, n_mels)``."""
+    """Log-mel energies in dB, ``(T, n_mels)`` (librosa's ``power_to_db(S, amin=1e-10, top_db=c.top_db)``)."""
     mel = _bank(c).to(dtype) @ power_spectrogram(samples, c, dtype)  # (n_mels, T)
-    return (10.0 * torch.log10(mel.clamp_min(1e-10))).T
+    db = 10.0 * torch.log10(mel.clamp_min(1e-10))
+    if c.top_db is not None:
+        db = db.clamp_min(float(db.max()) - c.top_db)
+    return db.T
 
 
 def _dct_matrix(n_in: int, n_out: int, dtype) -> torch.Tensor:

@@ -137,6 +137,8 @@ def train_speech(run: SpeechRunConfig, model: AcousticConfig, feature_config: Fe
     wall = time.perf_counter() - started
     net.eval()
     results = _score(net, run, task, eval_sets["test"], feature_config, model.stack)
+    if run.task == "connected":  # seen speakers' validation set, beside the test speaker(s)
+        results.update(valid_der=task.evaluate(net, "valid", beam=run.beam)["der"])
     results.update(train_wall_s=round(wall, 1), train_cpu_s=round(summary["cpu_s"], 1), epochs=summary["epochs"],
                    parameters=sum(p.numel() for p in net.parameters()))
     update_run_json(run_dir, results=results, training=summary)

@@ -1,0 +1,279 @@
+"""Spoken-digit benchmarks on FSDD (results: benchmarks/results/speech.md).
+
+    python benchmarks/speech.py                       # every experiment below, in order, skipping finished ones
+    python benchmarks/speech.py --only connected-official rtf
+    python benchmarks/speech.py --list
+
+Each experiment trains one run with :func:`rnnlab.runs.speech.train_speech` (one torch thread) into
+``--runs`` (default ``runs/speech-bench/<name>``, ignored by git) and appends one JSON line
+(name, options, test results, wall and CPU time, load average, date) to
+``benchmarks/results/speech_runs.jsonl``; ``speech.md`` is rewritten from that file after each
+experiment, so an interrupted benchmark still reports what it measured. Experiments already in the
+JSONL file are skipped unless ``--again``.
+"""
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import platform
+import shutil
+import sys
+import tempfile
+import time
+from dataclasses import asdict
+from datetime import datetime, timezone
+from pathlib import Path
+
+import numpy as np
+import torch
+
+from rnnlab.data.audio import FeatureConfig
+from rnnlab.data.speech import SPEAKERS, ConnectedConfig, connected_set, load_fsdd, split_fsdd
+from rnnlab.models.acoustic import AcousticConfig, AcousticModel
+from rnnlab.runs.speech import TEST_SEED, SpeechRunConfig, train_speech, transcribe
+from rnnlab.tasks.speech import AugmentConfig
+
+ROOT = Path(__file__).resolve().parent
+RESULTS = ROOT / "results"
+JSONL = RESULTS / "speech_runs.jsonl"
+SPEC, SPEED, NOISE = {"spec_augment": True}, {"speed": True}, {"noise": True}
+ISOLATED_EPOCHS = 12
+
+
+def equal_params_hidden(cell: str, target: int, base: AcousticConfig) -> int:
+    """The hidden size whose acoustic model has the parameter count closest to ``target``."""
+    def count(h):
+        return sum(p.numel() for p in AcousticModel(AcousticConfig(**{**asdict(base), "cell": cell, "hidden": h}))
+                   .parameters())
+    return min(range(16, 512), key=lambda h: abs(count(h) - target))
+
+
+def experiments() -> list[tuple[str, dict]]:
+    """(name, options) in the order they run; options: run / model / augment / connected overrides."""
+    isolated = {"task": "isolated", "epochs": ISOLATED_EPOCHS}
+    out = [("connected-official", {}),
+           ("isolated-official", {"run": isolated}),
+           ("connected-lucas", {"run": {"split": "speaker:lucas"}}),
+           ("connected-lucas-all-aug", {"run": {"split": "speaker:lucas"}, "augment": SPEC,
+                                        "connected": {**SPEED, **NOISE}}),
+           ("rtf", {})]
+    out += [(f"isolated-{s}", {"run": {**isolated, "split": f"speaker:{s}"}}) for s in SPEAKERS]
+    out += [("connected-lucas-specaugment", {"run": {"split": "speaker:lucas"}, "augment": SPEC}),
+            ("connected-lucas-speed", {"run": {"split": "speaker:lucas"}, "connected": SPEED}),
+            ("connected-lucas-noise", {"run": {"split": "speaker:lucas"}, "connected": NOISE})]
+    out += [(f"connected-{s}-all-aug", {"run": {"split": f"speaker:{s}"}, "augment": SPEC,
+                                        "connected": {**SPEED, **NOISE}}) for s in SPEAKERS if s != "lucas"]
+    base = asdict(AcousticConfig(n_features=40))
+    target = sum(p.numel() for p in AcousticModel(AcousticConfig(n_features=40)).parameters())
+    for cell in ("lstm", "rnn", "mingru"):
+        hidden = equal_params_hidden(cell, target, AcousticConfig(**base))
+        out.append((f"cell-{cell}-official", {"model": {"cell": cell, "hidden": hidden}}))
+    return out
+
+
+def machine() -> dict:
+    return {"python": platform.python_version(), "torch": torch.__version__, "cpu": platform.processor() or
+            platform.machine(), "cores": os.cpu_count(), "threads": torch.get_num_threads()}
+
+
+def _adopt(out: Path, run: SpeechRunConfig, model: AcousticConfig, connected: ConnectedConfig,
+           augment: AugmentConfig) -> dict | None:
+    """The results of a finished run already in ``out`` with the same options (any data path), else None."""
+    try:
+        info = json.loads((out / "run.json").read_text())
+    except (OSError, ValueError):
+        return None
+    config, results = info.get("config", {}), info.get("results")
+    same = ({k: v for k, v in config.get("run", {}).items() if k != "data"} ==
+            {k: v for k, v in asdict(run).items() if k != "data"}
+            and {k: v for k, v in config.get("model", {}).items() if k not in ("n_features", "n_labels")} ==
+            {k: v for k, v in asdict(model).items() if k not in ("n_features", "n_labels")}
+            and config.get("connected") == asdict(connected) and config.get("augment") == asdict(augment)
+            and config.get("features") == asdict(FeatureConfig()) and config.get("seed") == 0)
+    return results if same and results else None
+
+
+def run_experiment(name: str, options: dict, data: str, runs: Path) -> dict:
+    out = runs / name
+    run = SpeechRunConfig(**{"data": data, **options.get("run", {})})
+    model = AcousticConfig(**options.get("model", {}))
+    connected, augment = ConnectedConfig(**options.get("connected", {})), AugmentConfig(**options.get("augment", {}))
+    adopted = _adopt(out, run, model, connected, augment)
+    if adopted is not None:  # trained earlier with these options (e.g. by rnnlab train speech): its own timings
+        return {"name": name, "options": options, "results": {k: v for k, v in adopted.items() if k != "confusion"},
+                "wall_s": adopted["train_wall_s"], "cpu_s": adopted["train_cpu_s"], "adopted": str(out),
+                "load_before": [None], "load_after": [round(x, 2) for x in os.getloadavg()]}
+    shutil.rmtree(out, ignore_errors=True)
+    load = os.getloadavg()
+    wall, cpu = time.perf_counter(), time.process_time()
+    results = train_speech(run, model, FeatureConfig(), connected, augment, out, progress=False)
+    return {"name": name, "options": options, "results": {k: v for k, v in results.items() if k != "confusion"},
+            "wall_s": round(time.perf_counter() - wall, 1), "cpu_s": round(time.process_time() - cpu, 1),
+            "load_before": [round(x, 2) for x in load], "load_after": [round(x, 2) for x in os.getloadavg()]}
+
+
+def real_time_factor(data: str, runs: Path, n: int = 60) -> dict:
+    """transcribe() on ``n`` connected test utterances (written as WAV) and on ``n`` single recordings."""
+    import soundfile
+
+    run_dir = runs / "connected-official"
+    if not (run_dir / "run.json").is_file():
+        raise SystemExit("rtf needs the connected-official run first")
+    splits = split_fsdd(load_fsdd(data), "official")
+    load = os.getloadavg()
+    rows = {}
+    with tempfile.TemporaryDirectory() as tmp:
+        connected = connected_set(splits["test"], n, TEST_SEED, ConnectedConfig())
+        paths = []
+        for k, u in enumerate(connected):
+            paths.append(Path(tmp) / f"utt{k}.wav")
+            soundfile.write(paths[-1], u.samples, 8000, subtype="PCM_16")
+        singles = [r.path for r in splits["test"][:n]]
+        for label, files in (("connected (1-7 digits)", paths), ("isolated recordings", singles)):
+            transcribe(run_dir, files[:2])  # warm-up
+            out = transcribe(run_dir, files)
+            audio = sum(r["duration"] for r in out)
+            rows[label] = {"files": len(out), "audio_s": round(audio, 2),
+                           "rtf_wall": sum(r["seconds"] for r in out) / audio,
+                           "rtf_cpu": sum(r["cpu_seconds"] for r in out) / audio}
+    return {"name": "rtf", "options": {"threads": torch.get_num_threads()}, "results": rows,
+            "load_before": [round(x, 2) for x in load], "load_after": [round(x, 2) for x in os.getloadavg()]}
+
+
+# ----------------------------------------------------------------------------- speech.md
+GOALS = {"isolated official": ("accuracy", ">=", 0.985), "isolated held-out speaker, mean of six": ("accuracy", ">=", 0.85),
+         "connected official": ("DER", "<=", 0.005), "connected held-out speaker, mean": ("DER", "<=", 0.15),
+         "real-time factor, one thread": ("RTF", "<=", 0.01)}
+
+
+def _pct(x) -> str:
+    return "–" if x is None else f"{100 * x:.2f}%"
+
+
+def _row_cost(r: dict) -> str:
+    load = r.get("load_before", [None])[0]
+    return f"{r.get('wall_s', 0):.0f} s | {r.get('cpu_s', 0):.0f} s | {load}"
+
+
+def write_report(jsonl: Path, md: Path) -> None:
+    """speech.md from every JSON line measured so far (the latest record of each name)."""
+    records = {}
+    for line in jsonl.read_text().splitlines():
+        if line.strip():
+            r = json.loads(line)
+            records[r["name"]] = r
+    get = records.get
+    lines = ["# Spoken digits (FSDD): isolated and connected, seen and unseen speakers", "",
+             "Measured by `python benchmarks/speech.py` (one torch thread per run, runs one after another) on a "
+             "2-core machine shared with three other agents: wall times are inflated, CPU times are the fair "
+             "number; the load average (1 min) before each run is listed. Model unless said otherwise: 40 log-mel "
+             "bands (25 ms / 10 ms, floored 80 dB below the loudest, per-utterance mean/variance normalisation), 2 frames stacked, 2-layer "
+             "bidirectional GRU 128, Adam 2e-3, 8 epochs of 2,000 fresh connected utterances (1–7 digits), "
+             "best validation checkpoint. Isolated digits: the same features through `SequenceClassifier` "
+             f"(bidirectional GRU 2x128, mean pooling), {ISOLATED_EPOCHS} epochs. Test sets: official = takes 0–4 of every "
+             "speaker (600 connected utterances built from them, 100 per speaker); held-out speaker = all 500 "
+             "recordings of that speaker (600 connected utterances). Validation never uses the test speaker.", ""]
+    lines += ["## Runs", "", "| run | split | task | test | per speaker | wall | CPU | load |", "|---|---|---|---|---|---|---|---|"]
+    for name, r in records.items():
+        if name == "rtf":
+            continue
+        res = r["results"]
+        value = f"accuracy {_pct(1 - res['der'])}" if res["task"] == "isolated" else \
+            f"DER {_pct(res['der'])} (SER {_pct(res['ser'])})"
+        speakers = ", ".join(f"{s} {_pct(1 - m['der'] if res['task'] == 'isolated' else m['der'])}"
+                             for s, m in res["per_speaker"].items())
+        lines.append(f"| {name} | {res['data_split']} | {res['task']} | {value} | {speakers} | {_row_cost(r)} |")
+    lines.append("")
+    iso_loso = [1 - get(f"isolated-{s}")["results"]["der"] for s in SPEAKERS if get(f"isolated-{s}")]
+    con_loso = [get(f"connected-{s}-all-aug")["results"]["der"] for s in SPEAKERS if get(f"connected-{s}-all-aug")]
+    measured = {"isolated official": 1 - get("isolated-official")["results"]["der"] if get("isolated-official") else None,
+                "isolated held-out speaker, mean of six": float(np.mean(iso_loso)) if len(iso_loso) == 6 else None,
+                "connected official": get("connected-official")["results"]["der"] if get("connected-official") else None,
+                "connected held-out speaker, mean": float(np.mean(con_loso)) if con_loso else None,
+                "real-time factor, one thread": get("rtf")["results"]["connected (1-7 digits)"]["rtf_wall"]
+                if get("rtf") else None}
+    lines += ["## Goals (issue 12)", "", "| goal | target | measured | reached |", "|---|---|---|---|"]
+    for goal, (what, op, target) in GOALS.items():
+        value = measured[goal]
+        shown = "–" if value is None else (f"{value:.4f}" if what == "RTF" else _pct(value))
+        if goal == "isolated held-out speaker, mean of six" and value is None and iso_loso:
+            shown = f"{_pct(float(np.mean(iso_loso)))} over {len(iso_loso)} of 6 speakers"
+        if goal == "connected held-out speaker, mean" and con_loso:
+            shown += f" over {len(con_loso)} of 6 speakers"
+        ok = None if value is None else (value >= target if op == ">=" else value <= target)
+        target_text = f"{op} {target}" if what == "RTF" else f"{op} {_pct(target)}"
+        lines.append(f"| {goal} | {target_text} | {shown} | {'not measured' if ok is None else ('yes' if ok else 'no')} |")
+    lines.append("")
+    ablation = [("none", "connected-lucas"), ("SpecAugment", "connected-lucas-specaugment"),
+                ("speed perturbation", "connected-lucas-speed"), ("white noise 10-30 dB", "connected-lucas-noise"),
+                ("all three", "connected-lucas-all-aug")]
+    if any(get(n) for _, n in ablation):
+        lines += ["## Augmentation on the unseen speaker (lucas held out, connected digits)", "",
+                  "| augmentation | test DER | utterance error | valid DER (seen speakers) |", "|---|---|---|---|"]
+        for label, n in ablation:
+            if get(n):
+                res = get(n)["results"]
+                lines.append(f"| {label} | {_pct(res['der'])} | {_pct(res['ser'])} | {_pct(res.get('valid_der'))} |")
+        lines.append("")
+    cells = [(c, get(f"cell-{c}-official")) for c in ("lstm", "rnn", "mingru")]
+    if any(r for _, r in cells) and get("connected-official"):
+        lines += ["## Cells at equal parameters (official split, connected)", "",
+                  "| cell | hidden | parameters | test DER | CPU s |", "|---|---|---|---|---|"]
+        base = get("connected-official")
+        lines.append(f"| gru | 128 | {base['results']['parameters']:,} | {_pct(base['results']['der'])} | {base['cpu_s']:.0f} |")
+        for cell, r in cells:
+            if r:
+                lines.append(f"| {cell} | {r['options']['model']['hidden']} | {r['results']['parameters']:,} | "
+                             f"{_pct(r['results']['der'])} | {r['cpu_s']:.0f} |")
+        lines.append("")
+    if get("rtf"):
+        r = get("rtf")
+        lines += ["## Real-time factor", "", f"`rnnlab.runs.speech.transcribe` with the connected-official model, one "
+                  f"thread, features + network + best-path decoding + forced alignment for confidences (file reading "
+                  f"excluded); load average before: {r['load_before'][0]}.", "",
+                  "| audio | files | seconds of audio | RTF (wall) | RTF (CPU) |", "|---|---|---|---|---|"]
+        for label, row in r["results"].items():
+            lines.append(f"| {label} | {row['files']} | {row['audio_s']} | {row['rtf_wall']:.4f} | {row['rtf_cpu']:.4f} |")
+        lines.append("")
+    first = min((r["date"] for r in records.values()), default="?")
+    last = max((r["date"] for r in records.values()), default="?")
+    some = next(iter(records.values()), {})
+    lines += [f"Measured {first} – {last}; machine: {json.dumps(some.get('machine', {}))}.", ""]
+    md.write_text("\n".join(lines) + "\n")
+
+
+def main() -> int:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--data", default=str(ROOT.parent.parent / "shared" / "data" / "fsdd"))
+    parser.add_argument("--runs", default=str(ROOT.parent / "runs" / "speech-bench"),
+                        help="where the run directories go (default: runs/speech-bench, ignored by git)")
+    parser.add_argument("--only", nargs="+", help="experiment names to run (see --list)")
+    parser.add_argument("--again", action="store_true", help="rerun experiments already in the JSONL file")
+    parser.add_argument("--list", action="store_true")
+    args = parser.parse_args()
+    torch.set_num_threads(1)
+    plan = experiments()
+    if args.list:
+        for name, options in plan:
+            print(f"{name:32s} {json.dumps(options)}")
+        return 0
+    done = {json.loads(line)["name"] for line in JSONL.read_text().splitlines() if line.strip()} if JSONL.exists() else set()
+    runs = Path(args.runs)
+    for name, options in plan:
+        if (args.only and name not in args.only) or (name in done and not args.again):
+            continue
+        print(f"[{datetime.now(timezone.utc):%H:%M:%S}] {name} {json.dumps(options)}", flush=True)
+        record = real_time_factor(args.data, runs) if name == "rtf" else run_experiment(name, options, args.data, runs)
+        record.update(date=datetime.now(timezone.utc).isoformat(timespec="seconds"), machine=machine(),
+                      command=" ".join(["python"] + sys.argv))
+        RESULTS.mkdir(exist_ok=True)
+        with open(JSONL, "a") as handle:
+            handle.write(json.dumps(record) + "\n")
+        print(f"    -> {json.dumps(record['results'])[:300]}", flush=True)
+        write_report(JSONL, RESULTS / "speech.md")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
