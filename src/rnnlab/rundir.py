@@ -82,7 +82,7 @@ def clear_dead_run(run_dir: str | os.PathLike) -> bool:
     return True
 
 
-def check_run_dir_free(run_dir: str | os.PathLike) -> None:
+def check_run_dir_free(run_dir: str | os.PathLike, *, resumable: bool = False) -> None:
     """Raise RunDirError unless ``run_dir`` is absent, empty, or a run that died before its first
     checkpoint (which a fresh start reuses); call before slow work."""
     run_dir = Path(run_dir)
@@ -90,8 +90,8 @@ def check_run_dir_free(run_dir: str | os.PathLike) -> None:
         raise RunDirError(f"expected a directory for the run at {run_dir}; it is a file")
     if run_dir.exists() and any(run_dir.iterdir()) and not is_dead_run(run_dir):
         what = "a run" if (run_dir / RUN_JSON).exists() else "other files"
-        raise RunDirError(f"output directory {run_dir} already holds {what}; choose a new --out or pass --resume "
-                          f"(nothing was overwritten)")
+        hint = "choose a new --out or pass --resume" if resumable and what == "a run" else "choose a new --out"
+        raise RunDirError(f"output directory {run_dir} already holds {what}; {hint} (nothing was overwritten)")
 
 
 def prepare_run_dir(run_dir: str | os.PathLike, *, kind: str, config: dict, command: str = "",

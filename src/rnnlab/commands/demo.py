@@ -8,30 +8,23 @@ from __future__ import annotations
 
 import argparse
 
+from tqdm.auto import tqdm
+
+from rnnlab.commands.options import add_run_options, apply_threads
+from rnnlab.runs.demo import DemoPlan, default_out, run_demo
+
 
 def register(subparsers) -> None:
     parser = subparsers.add_parser("demo", help="the main demonstration: RNN vs LSTM on long gaps, gradient flow, "
                                                 "a character LSTM, and an HTML report (no download)")
     parser.add_argument("--out", default=None, help="run directory (default runs/demo-<date>-<time>)")
     parser.add_argument("--quick", action="store_true", help="a seconds-long run with tiny models (for tests)")
-    parser.add_argument("--seed", type=int, default=0)
-    parser.add_argument("--threads", type=int, default=1,
-                        help="torch CPU threads (default 1: the fastest for these small models, and robust on a "
-                             "busy machine)")
-    parser.add_argument("--no-progress", action="store_true", help="no progress bars")
+    add_run_options(parser, out=False)
     parser.set_defaults(func=run)
 
 
 def run(args: argparse.Namespace) -> int:
-    import torch
-    from tqdm.auto import tqdm
-
-    from rnnlab.errors import ConfigError
-    from rnnlab.runs.demo import DemoPlan, default_out, run_demo
-
-    if args.threads < 1:
-        raise ConfigError(f"--threads must be >= 1, got {args.threads}")
-    torch.set_num_threads(args.threads)
+    apply_threads(args)
     plan = DemoPlan.quick() if args.quick else DemoPlan()
     plan.seed = args.seed
     out = args.out or default_out()

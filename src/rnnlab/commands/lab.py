@@ -8,7 +8,12 @@ plots into ``--out``. With no options, each runs the default grid of ``benchmark
 from __future__ import annotations
 
 import argparse
+from dataclasses import asdict
 
+from rnnlab.commands.options import add_config_options, add_run_options, apply_threads, config_from_args
+from rnnlab.errors import ConfigError
+from rnnlab.runs.gradflow import gradient_study
+from rnnlab.runs.lab import run_grid
 from rnnlab.tasks.lab import GRID_DEFAULTS, MODELS, LabSettings
 
 HELP = {
@@ -38,7 +43,7 @@ def register(subparsers) -> None:
     for name, text in HELP.items():
         d = GRID_DEFAULTS[name]
         p = tasks.add_parser(name, help=text, description=text)
-        p.add_argument("--out", required=True, help="output directory (must not hold lab results already)")
+        p.add_argument("--out", required=True, help="output directory (new or empty; nothing is overwritten)")
         p.add_argument("--models", type=_names, default=d["models"],
                        help=f"comma-separated, from {', '.join(MODELS)} (default {','.join(d['models'])})")
         if name in ("gap", "gradflow"):
@@ -51,46 +56,28 @@ def register(subparsers) -> None:
             p.add_argument("--lengths", type=_ints, default=d["lengths"],
                            help=f"sequence lengths T (default {','.join(map(str, d['lengths']))})")
         p.add_argument("--seeds", type=_ints, default=d["seeds"], help=f"default {','.join(map(str, d['seeds']))}")
-        s = d["settings"]
-        p.add_argument("--steps", type=int, default=s.steps, help=f"training steps per run, at most (default {s.steps})")
-        p.add_argument("--budget", type=int, default=s.budget, help=f"parameters per model (default {s.budget})")
-        p.add_argument("--window", type=int, default=s.window, help=f"MLP window W (default {s.window})")
-        p.add_argument("--embedding", type=int, default=s.embedding, help=f"embedding size (default {s.embedding})")
-        p.add_argument("--lr", type=float, default=s.lr, help=f"Adam learning rate (default {s.lr})")
-        p.add_argument("--clip", type=float, default=s.clip, help=f"gradient-norm clip (default {s.clip})")
-        p.add_argument("--batch-size", type=int, default=s.batch_size, help=f"default {s.batch_size}")
-        p.add_argument("--eval-every", type=int, default=s.eval_every, help=f"default {s.eval_every}")
-        p.add_argument("--eval-size", type=int, default=s.eval_size, help=f"held-out sequences (default {s.eval_size})")
+        add_config_options(p, LabSettings, defaults={k: v for k, v in asdict(d["settings"]).items()
+                                                     if k != "task_options"})
         if name in ("gap", "gradflow"):
             p.add_argument("--countries", type=int, default=20, help="K countries, chance 1/K (default 20, max 40)")
             p.add_argument("--distractors", type=int, default=0, help="other countries in the filler (default 0)")
             p.add_argument("--filler", choices=("words", "grammar"), default="words", help="default words")
             p.add_argument("--min-gap", type=int, default=None,
                            help="draw each sequence's gap uniformly from [min-gap, gap] (default: fixed gap)")
-        p.add_argument("--threads", type=int, default=1,
-                       help="torch CPU threads (default 1: small recurrent models gain little from more)")
-        p.add_argument("--no-progress", action="store_true", help="no progress bars")
+        add_run_options(p, out=False, seed=False)
         p.set_defaults(func=run)
 
 
 def run(args: argparse.Namespace) -> int:
-    import torch
-
-    from rnnlab.errors import ConfigError
-    from rnnlab.runs.gradflow import gradient_study
-    from rnnlab.runs.lab import run_grid
-
-    if args.threads < 1:
-        raise ConfigError(f"--threads must be >= 1, got {args.threads}")
-    torch.set_num_threads(args.threads)
-
+    apply_threads(args)
     options = {}
     if args.lab_task in ("gap", "gradflow"):
+        if args.countries < 2 or args.distractors < 0 or (args.min_gap is not None and args.min_gap < 1):
+            raise ConfigError(f"--countries must be >= 2, --distractors >= 0 and --min-gap >= 1; got "
+                              f"{args.countries}, {args.distractors}, {args.min_gap}")
         options = {"num_countries": args.countries, "distractors": args.distractors, "filler": args.filler,
                    "min_gap": args.min_gap}
-    settings = LabSettings(budget=args.budget, embedding=args.embedding, window=args.window, steps=args.steps,
-                           batch_size=args.batch_size, lr=args.lr, clip=args.clip, eval_every=args.eval_every,
-                           eval_size=args.eval_size, task_options=options)
+    settings = config_from_args(LabSettings, args, task_options=options)
     progress = not args.no_progress
     if args.lab_task == "gradflow":
         gradient_study(args.models, args.lengths, args.seeds, settings, args.out, progress=progress)

@@ -164,7 +164,7 @@ def train_lm(config: LMRunConfig, out: str | Path, *, resume: bool = False, comm
     else:
         config = check_config(config.resolved())
         if dist.is_main():
-            check_run_dir_free(out)  # before any slow work
+            check_run_dir_free(out, resumable=True)  # before any slow work
     corpus = load_corpus(config.data, fractions=config.split, errors=config.encoding_errors)
     fingerprint = corpus.fingerprint()
     if resume:

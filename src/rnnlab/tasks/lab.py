@@ -25,6 +25,7 @@ from dataclasses import dataclass, field
 import torch
 import torch.nn.functional as F
 
+from rnnlab.config import option
 from rnnlab.data.synthetic import TASKS, SyntheticTask
 from rnnlab.errors import ConfigError
 from rnnlab.models.sequence_model import SequenceModel
@@ -42,16 +43,16 @@ SOLVED = {"class": ("accuracy", ">=", 0.99), "value": ("mse", "<", 0.01), "seque
 class LabSettings:
     """Everything that is equal across the runs of a grid (goes into run.json)."""
 
-    budget: int = 30_000          # parameters per model (hidden size chosen to fit)
-    embedding: int = 32           # embedding size for token tasks (features per step otherwise)
-    window: int = 10              # the MLP's window W
-    steps: int = 2000             # training steps per run (upper bound; a solved run stops early)
-    batch_size: int = 32
-    lr: float = 3e-3
-    clip: float = 1.0
-    eval_every: int = 100
-    eval_size: int = 512
-    task_options: dict = field(default_factory=dict)  # e.g. {"num_countries": 20, "distractors": 0}
+    budget: int = option(30_000, "parameters per model (hidden size chosen to fit)", min=1)
+    embedding: int = option(32, "embedding size for token tasks (features per step otherwise)", min=1)
+    window: int = option(10, "the MLP's window W", min=1)
+    steps: int = option(2000, "training steps per run, at most (a solved run stops early)", min=1)
+    batch_size: int = option(32, "sequences per batch", min=1)
+    lr: float = option(3e-3, "Adam learning rate", min=0.0, min_open=True)
+    clip: float = option(1.0, "gradient-norm clip (0 = off)", min=0.0)
+    eval_every: int = option(100, "steps between held-out evaluations (and the solved check)", min=1)
+    eval_size: int = option(512, "held-out sequences", min=1)
+    task_options: dict = option(default_factory=dict, help="e.g. {'num_countries': 20, 'distractors': 0}", cli=False)
 
     def __post_init__(self) -> None:
         for key in ("budget", "embedding", "window", "steps", "batch_size", "eval_every", "eval_size"):
