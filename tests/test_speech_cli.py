@@ -38,7 +38,7 @@ def test_train_writes_a_complete_run(trained):
     assert info["kind"] == "speech" and info["config"]["model"]["n_features"] == 12
     results = info["results"]
     assert set(results["per_speaker"]) == {"ann", "bob"} and results["utterances"] == 6
-    assert 0 <= results["der"] and len(results["confusion"]) == 11
+    assert 0 <= results["der"] and len(results["digit_confusion"]) == 11 and "confusion" not in results
     for name in ("confusion.png", "speech_samples.png", "metrics.csv", "checkpoints.json"):
         assert (trained / name).is_file(), name
 
@@ -100,6 +100,8 @@ def test_bad_input_is_one_line_and_leaves_nothing(fsdd, trained, tmp_path, capsy
         (["--min-digits", "4", "--max-digits", "2"], ["--max-digits must be >= --min-digits"]),
         (["--hidden", "0"], ["--hidden must be >= 1, got 0"]),
         (["--task", "isolated", "--spec-augment"], ["applies to --task connected only"]),
+        (["--cell", "nosuch"], ["unknown recurrent kind 'nosuch'"]),
+        (["--features", "mfcc", "--n-mfcc", "20"], ["--n-mfcc must be <= --n-mels (12); got 20"]),
     ]:
         out = tmp_path / "never"
         _one_line_error(capsys, base + argv + ["--out", str(out)], *words)

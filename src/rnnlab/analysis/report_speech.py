@@ -78,7 +78,7 @@ def speech_sections(page: Page, run_dir: Path, info: dict, prefix: str = "") -> 
             + ("" if isolated else "Digit error rate = (substitutions + deletions + insertions) / spoken digits; "
                "utterance error = share of utterances with any mistake.") + "</p>")
     html = note + table(["speaker", metric, "utterance error", "digits"], rows)
-    matrix = results.get("confusion")
+    matrix = results.get("digit_confusion")
     if isinstance(matrix, list) and len(matrix) == 11:
         names = [str(d) for d in range(10)] + ["ins" if not isolated else "-"]
         head = "".join(f"<th>{escape(n)}</th>" for n in names[:10]) + "<th>del</th>"

@@ -69,11 +69,13 @@ class SpeechRunConfig:
         check_config(self)
 
 
-def _check(run: SpeechRunConfig, connected: ConnectedConfig) -> None:
+def _check(run: SpeechRunConfig, connected: ConnectedConfig, features: FeatureConfig) -> None:
     if connected.max_digits < connected.min_digits:
         raise ConfigError(f"--max-digits must be >= --min-digits ({connected.min_digits}); got {connected.max_digits}")
     if connected.pause_max < connected.pause_min:
         raise ConfigError(f"--pause-max must be >= --pause-min ({connected.pause_min}); got {connected.pause_max}")
+    if features.kind == "mfcc" and features.n_mfcc > features.n_mels:
+        raise ConfigError(f"--n-mfcc must be <= --n-mels ({features.n_mels}); got {features.n_mfcc}")
     if connected.snr_max < connected.snr_min:
         raise ConfigError(f"--snr-max must be >= --snr-min ({connected.snr_min}); got {connected.snr_max}")
 
@@ -101,7 +103,7 @@ def train_speech(run: SpeechRunConfig, model: AcousticConfig, feature_config: Fe
                  connected: ConnectedConfig, augment: AugmentConfig, out, *, resume: bool = False,
                  command: str = "", progress: bool = True, seed: int = 0) -> dict:
     """Train into ``out`` (everything is checked and the data read before the directory is made)."""
-    _check(run, connected)
+    _check(run, connected, feature_config)
     if run.task == "isolated" and (augment.spec_augment or connected.noise or connected.speed):
         raise ConfigError("augmentation (--spec-augment, --noise, --speed) applies to --task connected only")
     if not resume:
@@ -114,29 +116,25 @@ def train_speech(run: SpeechRunConfig, model: AcousticConfig, feature_config: Fe
                                patience=run.patience, max_cpu_s=run.max_cpu_minutes * 60 if run.max_cpu_minutes else None,
                                seed=seed, progress=progress)
     eval_sets = _eval_sets(splits, run, connected)
+    seed_everything(seed)
+    net = _build(run, model, feature_config)  # a bad --cell stops here, before the run directory exists
     run_dir = prepare_run_dir(out, kind="speech", config=config, command=command, resume=resume)
     if resume:
         _check_resumable(run_dir, config)
-    seed_everything(seed)
     started = time.perf_counter()
     if run.task == "isolated":
         sets = {"train": _sequence_set(isolated_set(splits["train"]), feature_config, model.stack),
                 **{k: _sequence_set(v, feature_config, model.stack) for k, v in eval_sets.items()}}
-        net = SequenceClassifier(ClassifierConfig(n_features=feature_config.size * model.stack, n_classes=10,
-                                                  cell=model.cell, hidden_size=model.hidden, num_layers=model.layers,
-                                                  dropout=model.dropout, bidirectional=model.bidirectional,
-                                                  pooling="mean"))
         zero, one = np.zeros(net.config.n_features), np.ones(net.config.n_features)  # frames are already normalised
         task = _IsolatedTask(sets, zero, one, batch_size=run.batch_size, seed=seed, features=feature_config,
                              stack=model.stack)
     else:
-        net = AcousticModel(model)
         task = SpeechTask(splits["train"], eval_sets, feature_config, connected, augment, utterances=run.utterances,
                           batch_size=run.batch_size, seed=seed)
     summary = Trainer(net, task, train_config, run_dir=run_dir).fit(resume=resume)
     wall = time.perf_counter() - started
     net.eval()
-    results = _score(net, run, task, eval_sets["test"], feature_config, model.stack)
+    results = _score(net, run, task, eval_sets["test"])
     if run.task == "connected":  # seen speakers' validation set, beside the test speaker(s)
         results.update(valid_der=task.evaluate(net, "valid", beam=run.beam)["der"])
     results.update(train_wall_s=round(wall, 1), train_cpu_s=round(summary["cpu_s"], 1), epochs=summary["epochs"],
@@ -144,6 +142,15 @@ def train_speech(run: SpeechRunConfig, model: AcousticConfig, feature_config: Fe
     update_run_json(run_dir, results=results, training=summary)
     _figures(run_dir, net, run, results, eval_sets["test"], feature_config)
     return results
+
+
+def _build(run: SpeechRunConfig, model: AcousticConfig, feature_config: FeatureConfig):
+    if run.task == "isolated":
+        return SequenceClassifier(ClassifierConfig(n_features=feature_config.size * model.stack, n_classes=10,
+                                                   cell=model.cell, hidden_size=model.hidden, num_layers=model.layers,
+                                                   dropout=model.dropout, bidirectional=model.bidirectional,
+                                                   pooling="mean"))
+    return AcousticModel(model)
 
 
 def _check_resumable(run_dir: Path, config: dict) -> None:
@@ -173,7 +180,7 @@ class _IsolatedTask(ClassifyTask):
                                            "stack": self.stack, "labels": DIGITS}, indent=1)}
 
 
-def _score(net, run: SpeechRunConfig, task, utterances, feature_config: FeatureConfig, stack: int) -> dict:
+def _score(net, run: SpeechRunConfig, task, utterances) -> dict:
     """Test scores overall and per speaker, and the digit confusion."""
     references = [u.digits for u in utterances]
     if run.task == "isolated":
@@ -191,7 +198,7 @@ def _score(net, run: SpeechRunConfig, task, utterances, feature_config: FeatureC
     out = {"split": "test", "data_split": run.split, "task": run.task, **overall,
            "per_speaker": {s: {k: v for k, v in m.items() if k in ("der", "ser", "digits")}
                            for s, m in per_speaker.items()},
-           "confusion": matrix.tolist(), "class_names": DIGITS + ["ins" if run.task == "connected" else "-"]}
+           "digit_confusion": matrix.tolist()}  # not "confusion": the shared classifier section would show it again
     if run.task == "isolated":
         out["accuracy"] = 1.0 - overall["ser"]
     return out
@@ -199,7 +206,7 @@ def _score(net, run: SpeechRunConfig, task, utterances, feature_config: FeatureC
 
 def _figures(run_dir: Path, net, run: SpeechRunConfig, results: dict, utterances, feature_config) -> None:
     names = DIGITS + ["ins/del"]
-    save_png(confusion_figure(np.array(results["confusion"]), names,
+    save_png(confusion_figure(np.array(results["digit_confusion"]), names,
                               title=f"test DER {results['der']:.2%}" if run.task == "connected"
                               else f"test accuracy {results['accuracy']:.2%}"), run_dir / "confusion.png")
     if run.task == "connected":
@@ -266,6 +273,6 @@ def evaluate_speech(run_dir, *, split: str = "test", beam: int | None = None, da
                             np.ones(model.config.n_features), batch_size=256)
     else:
         task = SpeechTask(splits["train"], {"test": utterances}, fc, connected, AugmentConfig())
-    results = _score(model, run, task, utterances, fc, spec.get("stack", 1))
+    results = _score(model, run, task, utterances)
     results["split"] = split
     return results
