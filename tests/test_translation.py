@@ -9,8 +9,19 @@ from collections import Counter
 import pytest
 import torch
 
-from rnnlab.data.translation import (BOS_ID, EOS_ID, PAD_ID, TranslationDataConfig, Vocabulary, group_references,
-                                     is_tutorial_pair, load_translation_data, normalize, read_pairs, split_by_source)
+from rnnlab.data.translation import (
+    BOS_ID,
+    EOS_ID,
+    PAD_ID,
+    TranslationDataConfig,
+    Vocabulary,
+    group_references,
+    is_tutorial_pair,
+    load_translation_data,
+    normalize,
+    read_pairs,
+    split_by_source,
+)
 from rnnlab.errors import ConfigError, DataError
 from rnnlab.models.attention import Attention
 from rnnlab.models.translation_search import beam_search, greedy_search
@@ -245,3 +256,18 @@ def test_bleu_of_a_hand_case_equals_sacrebleu_multi_reference():
     assert math.isclose(scores["bleu"], _hand_bleu(hypotheses, references), rel_tol=1e-9)
     assert "nrefs:var" in scores["bleu_signature"] and "tok:13a" in scores["bleu_signature"]
     assert math.isclose(bleu_chrf(["a b c d"], [["a b c d"]])["bleu"], 100.0)
+
+
+def test_scheduled_sampling_at_one_feeds_the_greedy_words_back():
+    model = _model("gru", "dot")
+    source, lengths = _batch()
+    greedy = greedy_search(model, source, lengths, max_len_a=0.0, max_len_b=4)
+    target_in = torch.full((3, 4), 4)
+    target_in[:, 0] = BOS_ID
+    logits, _ = model(source, lengths, target_in, sampling=1.0)
+    logits[..., [PAD_ID, BOS_ID]] = float("-inf")  # search never produces these
+    for row, hypothesis in zip(logits.argmax(-1).tolist(), greedy):
+        produced = hypothesis.tokens + ([EOS_ID] if len(hypothesis.tokens) < 4 else [])
+        assert row[:len(produced)] == produced
+    teacher, _ = model(source, lengths, target_in)
+    torch.testing.assert_close(model(source, lengths, target_in, sampling=0.0)[0], teacher)

@@ -82,7 +82,7 @@ def test_report_has_the_translation_sections(run):
 def test_resume_equals_an_uninterrupted_run(fra, tmp_path):
     data = TranslationDataConfig(data=str(fra), min_count=1)
     model = TranslatorConfig(5, 5, embed=8, hidden=16, dropout=0.1)
-    train = TranslateTrainConfig(batch_size=8, max_cpu_minutes=None, eval_every=4, select="loss")
+    train = TranslateTrainConfig(batch_size=8, max_cpu_minutes=None, eval_every=4, select="loss", sampling=0.25)
     whole, part = tmp_path / "whole", tmp_path / "part"
     train_translation(data, model, TranslateTrainConfig(**{**train.__dict__, "max_steps": 10}), whole, progress=False)
     train_translation(data, model, TranslateTrainConfig(**{**train.__dict__, "max_steps": 6}), part, progress=False)

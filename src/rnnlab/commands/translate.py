@@ -71,10 +71,10 @@ def run_train(args: argparse.Namespace) -> int:
     return 0
 
 
-def _evaluate(run_dir, split, search, data=None, batch_size=64):
+def _evaluate(run_dir, split, search, data=None, batch_size=64, encoding_errors=None):
     from rnnlab.runs.translate import evaluate_run
 
-    return evaluate_run(run_dir, split, search, data=data, batch_size=batch_size)
+    return evaluate_run(run_dir, split, search, data=data, batch_size=batch_size, encoding_errors=encoding_errors)
 
 
 def _print_evaluation(result: dict) -> None:
@@ -116,5 +116,7 @@ def run_evaluate(args: argparse.Namespace) -> int:
     run_dir = Path(args.checkpoint)
     if not (run_dir / RUN_JSON).exists() and (run_dir.parent / RUN_JSON).exists():
         run_dir = run_dir.parent
-    _print_evaluation(_evaluate(run_dir, args.split, search, data=args.data, batch_size=args.batch_size))
+    errors = "replace" if args.encoding_errors == "replace" else None  # else: as the run was trained
+    _print_evaluation(_evaluate(run_dir, args.split, search, data=args.data, batch_size=args.batch_size,
+                                encoding_errors=errors))
     return 0

@@ -165,15 +165,23 @@ class Translator(nn.Module):
         """h̃ = tanh(W_c [s ; c]) for any leading shape."""
         return torch.tanh(self.readout(top if context is None else torch.cat([top, context], -1)))
 
-    def forward(self, source: Tensor, source_lengths: Tensor, target_in: Tensor, *, stepwise: bool = False
-                ) -> tuple[Tensor, Tensor | None]:
+    def forward(self, source: Tensor, source_lengths: Tensor, target_in: Tensor, *, stepwise: bool = False,
+                sampling: float = 0.0) -> tuple[Tensor, Tensor | None]:
         """Teacher forcing: ``target_in`` ``(B, T)`` starts with ``<bos>`` -> logits ``(B, T, V)``, weights
-        ``(B, T, S)`` (None without attention). Steps one at a time only when the model needs it (or asked)."""
+        ``(B, T, S)`` (None without attention). Steps one at a time only when the model needs it (or asked).
+
+        ``sampling`` (scheduled sampling, Bengio et al. 2015): each previous token is replaced, with this
+        probability, by the model's own most probable token of the step before (drawn from torch's RNG).
+        """
         memory, state = self.encode(source, source_lengths)
-        if stepwise or self.config.input_feed or self.config.attention == "bahdanau":
+        if stepwise or sampling > 0 or self.config.input_feed or self.config.attention == "bahdanau":
             logits, weights = [], []
             for t in range(target_in.shape[1]):
-                step_logits, state, step_weights = self.step(target_in[:, t], state, memory)
+                previous = target_in[:, t]
+                if sampling > 0 and t > 0:
+                    own = torch.rand(previous.shape, device=previous.device) < sampling
+                    previous = torch.where(own, _best_word(logits[-1].detach()), previous)
+                step_logits, state, step_weights = self.step(previous, state, memory)
                 logits.append(step_logits)
                 weights.append(step_weights)
             return torch.stack(logits, 1), None if weights[0] is None else torch.stack(weights, 1)
@@ -187,6 +195,11 @@ class Translator(nn.Module):
 def _top(rnn_state) -> Tensor:
     """The top layer's hidden state ``(B, H)`` of a decoder state ``(L, B, H)`` (or its LSTM ``(h, c)``)."""
     return (rnn_state[0] if isinstance(rnn_state, tuple) else rnn_state)[-1]
+
+
+def _best_word(logits: Tensor) -> Tensor:
+    """The most probable token that search may produce (never ``<pad>`` or ``<bos>``): ``(B, V)`` -> ``(B,)``."""
+    return logits.index_fill(-1, torch.tensor([PAD_ID, BOS_ID], device=logits.device), float("-inf")).argmax(-1)
 
 
 def start_tokens(batch: int, device) -> Tensor:

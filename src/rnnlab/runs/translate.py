@@ -13,7 +13,6 @@ command leaves nothing behind.
 """
 from __future__ import annotations
 
-import os
 import time
 from dataclasses import asdict, dataclass, replace
 from pathlib import Path
@@ -51,6 +50,8 @@ class TranslateTrainConfig:
     schedule: str = option("plateau", "learning-rate schedule: plateau halves it after a flat epoch",
                            choices=("none", "plateau"))
     eval_every: int | None = option(None, "steps between validations (default: every epoch)", min=1)
+    sampling: float = option(0.0, "scheduled sampling: chance of feeding the model's own previous word instead of "
+                                  "the reference's", min=0.0, max=1.0)
 
 
 @dataclass
@@ -103,7 +104,7 @@ def train_translation(data: TranslationDataConfig, model: TranslatorConfig, trai
     seed_everything(seed)
     translator = Translator(model)
     task = TranslationTask(dataset, batch_size=train.batch_size, seed=seed, label_smoothing=train.label_smoothing,
-                           select=train.select)
+                           select=train.select, sampling=train.sampling)
     trainer = Trainer(translator, task, _train_config(train, seed, progress), out)
     summary = trainer.fit(resume=resume)
     results = {split: trainer.evaluate(split) for split in ("valid",)}
@@ -166,7 +167,7 @@ def _bucket_scores(groups, texts) -> list[dict]:
 
 
 def evaluate_run(run_dir, split: str = "test", search: SearchConfig | None = None, *, data: str | None = None,
-                 batch_size: int = 64) -> dict:
+                 encoding_errors: str | None = None, batch_size: int = 64) -> dict:
     """Greedy and beam BLEU/chrF on ``split`` (all references), by source length; writes translations-<split>.json."""
     search = check_config(search or SearchConfig())
     run_dir = Path(run_dir)
@@ -174,6 +175,8 @@ def evaluate_run(run_dir, split: str = "test", search: SearchConfig | None = Non
     data_config = TranslationDataConfig(**info["config"]["data"])
     if data is not None:
         data_config = replace(data_config, data=data)
+    if encoding_errors is not None:
+        data_config = replace(data_config, encoding_errors=encoding_errors)
     if split not in ("train", "valid", "test"):
         raise ConfigError(f"--split must be train, valid or test; got {split!r}")
     dataset = load_translation_data(data_config, vocabularies=(source_vocab, target_vocab))
@@ -212,8 +215,3 @@ def evaluate_run(run_dir, split: str = "test", search: SearchConfig | None = Non
     update_run_json(run_dir, results=results)
     return result
 
-
-def default_data_path() -> str:
-    """``$RNNLAB_DATA/eng-fra/fra.txt`` if set, else the README's ``../shared/data/eng-fra/fra.txt``."""
-    root = os.environ.get("RNNLAB_DATA")
-    return str(Path(root) / "eng-fra" / "fra.txt") if root else TranslationDataConfig().data

@@ -91,11 +91,12 @@ class TranslationTask:
     item_name = "tok"
 
     def __init__(self, data: TranslationData, *, batch_size: int = 64, seed: int = 0, label_smoothing: float = 0.0,
-                 select: str = "loss", eval_batch_size: int = 128):
+                 select: str = "loss", sampling: float = 0.0, eval_batch_size: int = 128):
         if select not in ("loss", "bleu"):
             raise ConfigError(f"select must be loss or bleu; got {select!r}")
         self.data, self.batch_size, self.seed = data, batch_size, seed
         self.label_smoothing, self.select, self.eval_batch_size = label_smoothing, select, eval_batch_size
+        self.sampling = sampling
         self.encoded = {split: [(data.source_vocab.encode(s), data.target_vocab.encode(t)) for s, t in pairs]
                         for split, pairs in data.splits.items()}
         self.groups = {split: data.references(split) for split in data.splits}
@@ -117,7 +118,7 @@ class TranslationTask:
 
     def loss(self, model, batch, state):
         source, lengths, target_in, target_out = batch
-        logits, _ = model(source, lengths, target_in)
+        logits, _ = model(source, lengths, target_in, sampling=self.sampling)
         loss, count = sequence_loss(logits, target_out, self.label_smoothing)
         return loss, None, count
 

@@ -1,0 +1,150 @@
+"""Translation benchmark: the tutorial reference, then rnnlab's translator with Bahdanau, Luong dot and no
+attention, each trained for the same CPU time on the tutorial subset (split by source sentence), scored on
+the test split against all references with sacreBLEU, greedy and beam 5. Writes
+``benchmarks/results/translate.md``.
+
+    python benchmarks/translate.py                          # every run (4 x 10 CPU-minutes, one thread each)
+    python benchmarks/translate.py --cpu-minutes 5 --only reference,bahdanau
+    python benchmarks/translate.py --report-only            # rewrite the table from finished runs
+
+Runs go to ``--root`` (default ``runs/bench-translate``, git-ignored); a run that already finished is not
+trained again, so an interrupted benchmark continues where it stopped. Runs are sequential.
+"""
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import platform
+import subprocess
+import sys
+import time
+from datetime import datetime, timezone
+from pathlib import Path
+
+HERE = Path(__file__).resolve().parent
+RNNLAB_RUNS = {"bahdanau": [], "dot": ["--attention", "dot"], "none": ["--attention", "none"]}
+ORDER = ("reference", "bahdanau", "dot", "none")
+
+
+def run(command: list[str], log: Path) -> dict:
+    started, cpu = time.perf_counter(), os.times()
+    with open(log, "w") as handle:
+        code = subprocess.call(command, stdout=handle, stderr=subprocess.STDOUT)
+    end = os.times()
+    if code:
+        raise SystemExit(f"{' '.join(command)} failed with status {code}; see {log}")
+    return {"wall_s": time.perf_counter() - started,
+            "cpu_s": (end.children_user + end.children_system) - (cpu.children_user + cpu.children_system)}
+
+
+def train_all(args) -> None:
+    root = Path(args.root)
+    root.mkdir(parents=True, exist_ok=True)
+    for name in args.only:
+        if name == "reference":
+            out = root / "reference.json"
+            if out.exists():
+                continue
+            command = [sys.executable, str(HERE / "translate_reference.py"), "--data", args.data,
+                       "--cpu-minutes", str(args.cpu_minutes), "--out", str(out)]
+        else:
+            out = root / name
+            if (out / "translations-test.json").exists():
+                continue
+            command = ["rnnlab", "train", "translate", "--data", args.data, "--out", str(out), "--threads", "1",
+                       "--no-progress", "--max-cpu-minutes", str(args.cpu_minutes), *RNNLAB_RUNS[name]]
+        print(" ".join(command), flush=True)
+        times = run(command, root / f"{name}.log")
+        (root / f"{name}.time.json").write_text(json.dumps({**times, "command": " ".join(command),
+                                                             "load_average_after": os.getloadavg()}))
+
+
+def _fmt(x, digits=1):
+    return "–" if x is None else f"{x:.{digits}f}"
+
+
+def report(args) -> str:
+    root = Path(args.root)
+    rows, buckets, signature = [], {}, None
+    for name in ORDER:
+        if name == "reference":
+            path = root / "reference.json"
+            if not path.exists():
+                continue
+            r = json.loads(path.read_text())
+            rows.append([f"tutorial reference (plain PyTorch GRU {r['parameters']:,} params)", _fmt(r["train_cpu_s"], 0),
+                         str(r["epochs"]), _fmt(r["best_valid_bleu"]), _fmt(r["bleu"]), "–", _fmt(r["chrf"]), "–"])
+            signature = signature or r["bleu_signature"]
+            continue
+        path = root / name / "translations-test.json"
+        if not path.exists():
+            continue
+        t = json.loads(path.read_text())
+        info = json.loads((root / name / "run.json").read_text())
+        s, valid = info["summary"], info["results"]["valid"]
+        greedy, beam = t["scores"]["greedy"], t["scores"]["beam5"]
+        rows.append([f"rnnlab {name} ({info['parameters']:,} params)", _fmt(s["cpu_s"], 0), str(s["epochs"]),
+                     _fmt(valid["bleu"]), _fmt(greedy["bleu"]), _fmt(beam["bleu"]), _fmt(greedy["chrf"]),
+                     _fmt(beam["chrf"])])
+        signature = greedy["bleu_signature"]
+        buckets[name] = t["buckets"]
+    lines = [
+        "# Translation benchmark (issue 11)", "",
+        f"Written by `python benchmarks/translate.py` on {datetime.now(timezone.utc):%Y-%m-%d %H:%M} UTC; machine: "
+        f"{platform.machine()} {os.cpu_count()} cores ({platform.processor() or 'cpu'}), shared with other jobs, "
+        f"load average now {', '.join(f'{v:.1f}' for v in os.getloadavg())}. Every run: one torch thread, "
+        f"the same CPU-time budget ({args.cpu_minutes:g} CPU-minutes of training, measured with process time, so "
+        "the shared machine slows the wall clock but not the budget).", "",
+        "Data: `fra.txt`, tutorial preset (English starting with i am / he is / ... and contractions, < 10 words as the "
+        "tutorial counts them), split 90/5/5 **by English source sentence** (seed 0), so no test source was seen in "
+        "training; each test source is scored once against **all** its references (sacreBLEU, normalised lower-cased "
+        "text).", "",
+        f"BLEU signature: `{signature}`", "",
+        "| model | train CPU-s | epochs | valid BLEU (greedy) | test BLEU greedy | test BLEU beam 5 | chrF greedy | chrF beam 5 |",
+        "|---|---|---|---|---|---|---|---|",
+        *("| " + " | ".join(r) + " |" for r in rows), "",
+    ]
+    if buckets:
+        labels = [f"{b['low']}–{b['high']}" if b["high"] < 10_000 else f"{b['low']}+" for b in next(iter(buckets.values()))["greedy"]]
+        lines += ["## Test BLEU by source length (tokens), greedy / beam 5", "",
+                  "| model | " + " | ".join(labels) + " |", "|---|" + "---|" * len(labels)]
+        for name, b in buckets.items():
+            cells = [f"{g['bleu']:.1f} / {x['bleu']:.1f} ({g['sentences']})" for g, x in zip(b["greedy"], b["beam5"])]
+            lines.append(f"| {name} | " + " | ".join(cells) + " |")
+        lines.append("")
+    timing_lines = []
+    for name in ORDER:
+        p = root / f"{name}.time.json"
+        if p.exists():
+            t = json.loads(p.read_text())
+            timing_lines.append(f"- {name}: `{t['command']}` — {t['wall_s']:.0f} s wall, {t['cpu_s']:.0f} s CPU "
+                                f"(training + evaluation), load average after {', '.join(f'{v:.1f}' for v in t['load_average_after'])}")
+    lines += ["## Commands and times", "", *timing_lines, ""]
+    notes = HERE / "results" / "translate_notes.md"  # what the numbers mean and what disappoints, by hand
+    if notes.exists():
+        lines += [notes.read_text(encoding="utf-8")]
+    return "\n".join(lines)
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--data", default="../shared/data/eng-fra/fra.txt")
+    parser.add_argument("--root", default="runs/bench-translate")
+    parser.add_argument("--cpu-minutes", type=float, default=10.0)
+    parser.add_argument("--only", default=",".join(ORDER), type=lambda s: s.split(","))
+    parser.add_argument("--report-only", action="store_true")
+    parser.add_argument("--results", default=str(HERE / "results" / "translate.md"))
+    args = parser.parse_args()
+    unknown = set(args.only) - set(ORDER)
+    if unknown:
+        raise SystemExit(f"--only takes {','.join(ORDER)}; got {','.join(sorted(unknown))}")
+    if not args.report_only:
+        train_all(args)
+    text = report(args)
+    Path(args.results).write_text(text + "\n", encoding="utf-8")
+    print(text)
+
+
+if __name__ == "__main__":
+    main()
