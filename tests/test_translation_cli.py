@@ -133,6 +133,12 @@ def test_bad_options_fail_before_any_directory(fra, tmp_path, capsys, flags, phr
     assert not out.exists()
 
 
+def test_resume_refuses_changed_options_and_continues(run, capsys):
+    _fails(capsys, ["train", "translate", "--out", str(run), "--resume", "--hidden", "32"], "--hidden")
+    assert main(["train", "translate", "--out", str(run), "--resume", "--max-steps", "34", "--no-progress"]) == 0
+    assert json.loads((run / "run.json").read_text())["summary"]["steps"] == 34
+
+
 def test_translate_bad_inputs(run, tmp_path, capsys):
     _fails(capsys, ["translate", str(tmp_path), "I am happy."], "run.json")
     _fails(capsys, ["translate", str(run), "I am happy.", "--beam", "2", "--nbest", "3"], "--nbest")

@@ -11,7 +11,14 @@ from __future__ import annotations
 import argparse
 import sys
 
-from rnnlab.commands.options import add_config_options, add_run_options, apply_threads, command_line, config_from_args
+from rnnlab.commands.options import (
+    add_config_options,
+    add_run_options,
+    apply_threads,
+    command_line,
+    config_from_args,
+    given,
+)
 from rnnlab.errors import ConfigError
 
 
@@ -52,6 +59,10 @@ def run_train(args: argparse.Namespace) -> int:
     data_cls, model_cls, train_cls, search_cls = _configs()
     apply_threads(args)
     if args.resume:
+        changed = sorted(set().union(*(given(args, cls) for cls in (data_cls, model_cls, train_cls))) - {"max_steps"})
+        if changed:
+            raise ConfigError(f"--resume continues the run with its stored options; only --max-steps may be given, "
+                              f"got {', '.join('--' + c.replace('_', '-') for c in changed)}")
         result = train_translation(None, None, None, args.out, resume=True, progress=not args.no_progress,
                                    max_steps=getattr(args, "max_steps", None))
     else:
