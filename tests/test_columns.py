@@ -30,7 +30,8 @@ def test_default_features_leave_out_the_time_index_and_say_so(tmp_path):
 
 @pytest.mark.parametrize("content, message", [
     (b"", "is empty"),
-    (b"\xff\xfe\x00\x01binary\x00", "not UTF-8"),
+    (b"\xff\xfe\x00\x01binary\x00", "is a binary file"),
+    ("naïve,x\n1,2\n".encode("latin-1"), "not UTF-8"),
     (b"id,x\n", "no rows"),
 ])
 def test_unusable_csv_files_are_one_clear_error(tmp_path, content, message):

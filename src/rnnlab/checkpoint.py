@@ -181,7 +181,9 @@ def _write_checkpoint_files(directory: Path, model, step, training_state, files)
         (directory / fname).write_text(text, encoding="utf-8")
     manifest = {p.name: _sha256(p) for p in sorted(directory.iterdir())}
     (directory / "manifest.json").write_text(json.dumps({"files": manifest}, indent=1, sort_keys=True))
+    mode = umask_mode()  # safetensors writes 0600 whatever the umask; a shared run must stay readable
     for p in directory.iterdir():
+        os.chmod(p, mode)
         with open(p, "rb") as handle:
             os.fsync(handle.fileno())
     fsync_dir(directory)
@@ -194,7 +196,7 @@ def resolve_checkpoint(path: str | os.PathLike, which: str = "best") -> Path:
         raise RunDirError(f"expected a run directory or checkpoint at {path}; nothing is there")
     if (path / "manifest.json").exists() or (path / "model.json").exists():
         return path
-    if not (path / POINTER).is_file():
+    if not (path / POINTER).exists():
         raise RunDirError(f"expected a run directory with a checkpoint ({POINTER}) at {path}; found none (the run "
                           f"has not saved one yet)")
     pointer = _read_pointer(path)
@@ -208,7 +210,7 @@ def resolve_checkpoint(path: str | os.PathLike, which: str = "best") -> Path:
 def has_best(run_dir: str | os.PathLike) -> bool:
     """Whether the run has an evaluated best checkpoint (not only a latest one)."""
     run_dir = Path(run_dir)
-    return (run_dir / POINTER).is_file() and "best" in _read_pointer(run_dir)
+    return (run_dir / POINTER).exists() and "best" in _read_pointer(run_dir)
 
 
 def load_checkpoint(path: str | os.PathLike, *, which: str = "best", training_state: bool = False) -> Checkpoint:

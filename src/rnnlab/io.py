@@ -8,15 +8,16 @@ teammate can read a shared run.
 """
 from __future__ import annotations
 
+import contextlib
 import json
 import os
 import tempfile
 from pathlib import Path
-from typing import Any
+from typing import Any, BinaryIO, Iterator
 
 from rnnlab.errors import RunDirError
 
-__all__ = ["fsync_dir", "atomic_write_bytes", "atomic_write_text", "atomic_write_json", "read_json",
+__all__ = ["fsync_dir", "atomic_writer", "atomic_write_bytes", "atomic_write_text", "atomic_write_json", "read_json",
            "umask_mode", "TMP_SUFFIX", "check_new_file"]
 
 TMP_SUFFIX = ".tmp"  # every temporary entry rnnlab creates starts with "." and ends with this
@@ -43,16 +44,19 @@ def fsync_dir(path: str | os.PathLike) -> None:
         os.close(fd)
 
 
-def atomic_write_bytes(path: str | os.PathLike, data: bytes) -> None:
-    """Write ``data`` to ``path`` via a temporary file in the same directory and ``os.replace``."""
+@contextlib.contextmanager
+def atomic_writer(path: str | os.PathLike) -> Iterator[BinaryIO]:
+    """``with atomic_writer(path) as handle: handle.write(...)``: the file appears whole at ``path`` when
+    the block ends, or not at all if it raises (via a temporary file in the same directory)."""
     path = Path(path)
     if path.is_dir():
         raise RunDirError(f"expected a file path to write at {path}; it is a directory")
     fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=TMP_SUFFIX)
     try:
-        os.fchmod(fd, umask_mode()) if hasattr(os, "fchmod") else None
+        if hasattr(os, "fchmod"):
+            os.fchmod(fd, umask_mode())  # mkstemp makes 0600; a shared run must stay readable
         with os.fdopen(fd, "wb") as handle:
-            handle.write(data)
+            yield handle
             handle.flush()
             os.fsync(handle.fileno())
         os.replace(tmp, path)
@@ -60,6 +64,12 @@ def atomic_write_bytes(path: str | os.PathLike, data: bytes) -> None:
         Path(tmp).unlink(missing_ok=True)
         raise
     fsync_dir(path.parent)
+
+
+def atomic_write_bytes(path: str | os.PathLike, data: bytes) -> None:
+    """Write ``data`` to ``path`` atomically (see :func:`atomic_writer`)."""
+    with atomic_writer(path) as handle:
+        handle.write(data)
 
 
 def atomic_write_text(path: str | os.PathLike, text: str) -> None:

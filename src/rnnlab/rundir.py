@@ -28,7 +28,7 @@ from rnnlab.io import TMP_SUFFIX, atomic_write_json, read_json
 
 __all__ = ["RUN_FORMAT", "RUN_VERSION", "KINDS", "RUN_JSON", "POINTER", "METRICS", "TOKENIZER", "DATA_DIR",
            "REPORT", "LAB_RUNS_JSON", "LAB_RUNS_CSV", "CLASSIFY_SPEC", "FORECAST_SPEC", "run_dir_of", "prepare_run_dir", "check_run_dir_free", "update_run_json", "read_run", "run_kind",
-           "has_checkpoint", "clean_temporary", "is_dead_run", "clear_dead_run", "EARLY_ENTRIES"]
+           "has_checkpoint", "clean_temporary", "is_dead_run", "clear_dead_run", "discard_unstarted", "EARLY_ENTRIES"]
 
 RUN_FORMAT, RUN_VERSION = "rnnlab-run", 1
 # Every kind of run this version can read, and the job that writes it.
@@ -53,7 +53,7 @@ def _now() -> str:
 
 def has_checkpoint(run_dir: str | os.PathLike) -> bool:
     """Whether ``run_dir`` holds a checkpoint pointer (i.e. something a resume could continue)."""
-    return (Path(run_dir) / POINTER).is_file()
+    return (Path(run_dir) / POINTER).exists()
 
 
 # What a run writes before its first checkpoint; a directory holding only these (and no checkpoint)
@@ -80,6 +80,16 @@ def clear_dead_run(run_dir: str | os.PathLike) -> bool:
     for entry in run_dir.iterdir():
         shutil.rmtree(entry) if entry.is_dir() else entry.unlink()
     return True
+
+
+def discard_unstarted(run_dir: str | os.PathLike) -> None:
+    """After a failure while setting up a fresh run: remove its directory if it holds nothing but what
+    the setup wrote (no checkpoint, no user file), so that the corrected command can start cleanly."""
+    import shutil
+
+    run_dir = Path(run_dir)
+    if run_dir.is_dir() and is_dead_run(run_dir):
+        shutil.rmtree(run_dir, ignore_errors=True)
 
 
 def check_run_dir_free(run_dir: str | os.PathLike, *, resumable: bool = False) -> None:

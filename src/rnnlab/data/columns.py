@@ -29,6 +29,13 @@ def read_csv_file(path, *, what: str = "CSV file", **options) -> pd.DataFrame:
     if not path.is_file():
         raise DataError(f"expected a {what} at {path}; it is a directory")
     try:
+        with open(path, "rb") as handle:
+            head = handle.read(4096)
+    except PermissionError:
+        raise DataError(f"cannot read the {what} {path}: permission denied") from None
+    if b"\x00" in head:
+        raise DataError(f"the {what} {path} is a binary file (it holds NUL bytes), not CSV text")
+    try:
         frame = pd.read_csv(path, **options)
     except PermissionError:
         raise DataError(f"cannot read the {what} {path}: permission denied") from None

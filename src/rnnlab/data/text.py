@@ -19,7 +19,6 @@ from __future__ import annotations
 import codecs
 import hashlib
 import os
-import tempfile
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Iterator
@@ -28,6 +27,7 @@ import numpy as np
 
 from rnnlab.data.builtin import pydoc_topics_text
 from rnnlab.errors import ConfigError, DataError
+from rnnlab.io import atomic_writer
 
 CHUNK = 1 << 20
 
@@ -197,18 +197,12 @@ def write_token_file(chunks: Iterator[list[int] | np.ndarray], path: str | os.Pa
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
     dtype = token_dtype(vocab_size)
-    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.")
     count = 0
-    try:
-        with os.fdopen(fd, "wb") as handle:
-            for chunk in chunks:
-                array = np.asarray(chunk, dtype=dtype)
-                handle.write(array.tobytes())
-                count += array.size
-        os.replace(tmp, path)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
+    with atomic_writer(path) as handle:
+        for chunk in chunks:
+            array = np.asarray(chunk, dtype=dtype)
+            handle.write(array.tobytes())
+            count += array.size
     if count == 0:
         raise DataError(f"no tokens were produced for {path.name}; expected a non-empty text")
     return np.memmap(path, dtype=dtype, mode="r")

@@ -28,7 +28,7 @@ from rnnlab.errors import DataError, RunDirError
 from rnnlab.io import atomic_write_text, check_new_file
 from rnnlab.models.classifier import POOLING, ClassifierConfig, SequenceClassifier
 from rnnlab.nn import RECURRENT
-from rnnlab.rundir import CLASSIFY_SPEC, prepare_run_dir, update_run_json
+from rnnlab.rundir import CLASSIFY_SPEC, discard_unstarted, prepare_run_dir, update_run_json
 from rnnlab.tasks.classify import ClassifyTask
 from rnnlab.train import TrainConfig, Trainer, seed_everything
 
@@ -96,11 +96,16 @@ def train_run(out, train: SequenceSet, test: SequenceSet | None, model_config: d
                           config={"model": asdict(config), "train": asdict(train_config), "source": source,
                                   "valid_fraction": valid_fraction, "batch_size": batch_size,
                                   "features": list(train.feature_names), "excluded_columns": train.excluded})
-    seed_everything(train_config.seed)
-    model = SequenceClassifier(config)
-    task = ClassifyTask(splits, *feature_stats(splits["train"]), batch_size=batch_size, seed=train_config.seed)
+    try:  # a failure while setting up leaves no run directory behind
+        seed_everything(train_config.seed)
+        model = SequenceClassifier(config)
+        task = ClassifyTask(splits, *feature_stats(splits["train"]), batch_size=batch_size, seed=train_config.seed)
+        trainer = Trainer(model, task, train_config, run_dir=run)
+    except BaseException:
+        discard_unstarted(run)
+        raise
     started = time.perf_counter()
-    summary = Trainer(model, task, train_config, run_dir=run).fit()
+    summary = trainer.fit()
     wall = time.perf_counter() - started
     split = "test" if test is not None else "valid"
     logits, labels = task.predict(model, split)

@@ -29,7 +29,7 @@ from rnnlab.io import atomic_write_text, check_new_file
 from rnnlab.models.baselines import evaluate_baselines
 from rnnlab.models.forecaster import DECODERS, NORMS, OUTPUTS, Forecaster, ForecasterConfig
 from rnnlab.nn import RECURRENT
-from rnnlab.rundir import prepare_run_dir, update_run_json
+from rnnlab.rundir import discard_unstarted, prepare_run_dir, update_run_json
 from rnnlab.tasks.forecast import ForecastTask, SavedForecaster, evaluate_split, original_scale_metrics
 from rnnlab.train import TrainConfig, Trainer, seed_everything
 
@@ -144,11 +144,16 @@ def train_run(out, series, source: str, model_config: dict, train_config: TrainC
                           config={"model": asdict(config), "train": asdict(train_config), "source": source,
                                   "ratios": list(ratios), "batch_size": batch_size, "seasonal_period": period,
                                   "level": level})
-    seed_everything(train_config.seed)
-    model = Forecaster(config)
-    task = ForecastTask(data, batch_size=batch_size, seed=train_config.seed, level=level, time_col=time_col,
-                        fill=fill, source=source)
-    summary = Trainer(model, task, train_config, run_dir=run).fit()
+    try:  # a failure while setting up leaves no run directory behind
+        seed_everything(train_config.seed)
+        model = Forecaster(config)
+        task = ForecastTask(data, batch_size=batch_size, seed=train_config.seed, level=level, time_col=time_col,
+                            fill=fill, source=source)
+        trainer = Trainer(model, task, train_config, run_dir=run)
+    except BaseException:
+        discard_unstarted(run)
+        raise
+    summary = trainer.fit()
     test = evaluate_split(model, data, "test", level=level)
     results = {"model": {**test["metrics"], **original_scale_metrics(data, test["y"], test["point"], period)}}
     base = evaluate_baselines(data, "test", period=period if period <= lookback and period > 1 else None)

@@ -25,6 +25,7 @@ from rnnlab.rundir import (
     RUN_JSON,
     TOKENIZER,
     check_run_dir_free,
+    discard_unstarted,
     has_checkpoint,
     prepare_run_dir,
     read_run,
@@ -182,22 +183,27 @@ def train_lm(config: LMRunConfig, out: str | Path, *, resume: bool = False, comm
                                   bpe_vocab=size or 4096)
     build_language_model(config, tokenizer.vocab_size)  # any model error before the directory exists
     train_settings = train_config(config)
-    if dist.is_main():
-        if resume:
-            prepare_run_dir(out, kind="lm", config=asdict(config), resume=True)
-            update_run_json(out, config=asdict(config))
-        else:
-            prepare_run_dir(out, kind="lm", config=asdict(config), command=command, data_fingerprint=fingerprint)
-        data = encode_splits(corpus, tokenizer, out / DATA_DIR)
-    dist.barrier()
-    if not dist.is_main():
-        data = {s: np.memmap(out / DATA_DIR / f"{s}.bin", dtype=token_dtype(tokenizer.vocab_size), mode="r")
-                for s in corpus.splits}
-    seed_everything(config.seed)
-    model = build_language_model(config, tokenizer.vocab_size)
-    task = LanguageModelTask(data, tokenizer, batch_size=config.batch_size, bptt=config.bptt,
-                             windows=config.windows, seed=config.seed)
-    trainer = Trainer(model, task, train_settings, out)
+    try:  # a failure while setting up a fresh run leaves no directory behind
+        if dist.is_main():
+            if resume:
+                prepare_run_dir(out, kind="lm", config=asdict(config), resume=True)
+                update_run_json(out, config=asdict(config))
+            else:
+                prepare_run_dir(out, kind="lm", config=asdict(config), command=command, data_fingerprint=fingerprint)
+            data = encode_splits(corpus, tokenizer, out / DATA_DIR)
+        dist.barrier()
+        if not dist.is_main():
+            data = {s: np.memmap(out / DATA_DIR / f"{s}.bin", dtype=token_dtype(tokenizer.vocab_size), mode="r")
+                    for s in corpus.splits}
+        seed_everything(config.seed)
+        model = build_language_model(config, tokenizer.vocab_size)
+        task = LanguageModelTask(data, tokenizer, batch_size=config.batch_size, bptt=config.bptt,
+                                 windows=config.windows, seed=config.seed)
+        trainer = Trainer(model, task, train_settings, out)
+    except BaseException:
+        if dist.is_main() and not resume:
+            discard_unstarted(out)
+        raise
     summary = trainer.fit(resume=resume)
     results = {split: trainer.evaluate(split) for split in ("valid", "test") if split in data}
     if dist.is_main():
