@@ -1,4 +1,4 @@
-"""minGRU / minLSTM and the parallel scans, checked against a plain loop written from the paper.
+"""minGRU / minLSTM layers (the scans themselves: test_scan.py), checked against a plain loop written from the paper.
 
 The reference below is deliberately independent of the library: one sequence at a time, cut to
 its own length, each layer and direction stepped with Python loops over Feng et al.'s equations.
@@ -11,7 +11,6 @@ from torch.nn.utils.rnn import pack_padded_sequence, pad_packed_sequence
 from rnnlab.errors import ConfigError, InputShapeError, LengthsError, StateError
 from rnnlab.nn.minimal import MinGRUCell, MinLSTMCell
 from rnnlab.nn.minimal_layers import MinGRU, MinLSTM
-from rnnlab.nn.scan import chunked_scan, log_scan, sequential_scan
 
 D64 = torch.float64
 
@@ -61,46 +60,6 @@ def reference(layer, x, h0=None, lengths=None):
 @pytest.fixture(params=[MinGRU, MinLSTM], ids=["mingru", "minlstm"])
 def layer_class(request):
     return request.param
-
-
-# ----- the scans --------------------------------------------------------------------------------
-@pytest.mark.parametrize("steps", [1, 2, 5, 16, 37])
-@pytest.mark.parametrize("chunk", [None, 3])
-def test_chunked_scan_equals_loop_values_and_gradients(steps, chunk):
-    torch.manual_seed(steps)
-    a = torch.rand(steps, 2, 3, dtype=D64, requires_grad=True)
-    b = torch.randn(steps, 2, 3, dtype=D64, requires_grad=True)
-    h0 = torch.randn(2, 3, dtype=D64, requires_grad=True)
-    ref = sequential_scan(a, b, h0)
-    got = chunked_scan(a, b, h0, chunk=chunk)
-    torch.testing.assert_close(got, ref, rtol=1e-12, atol=1e-12)
-    grad = torch.randn_like(ref)
-    for x, y in zip(torch.autograd.grad(ref, (a, b, h0), grad), torch.autograd.grad(got, (a, b, h0), grad)):
-        torch.testing.assert_close(y, x, rtol=1e-12, atol=1e-12)
-
-
-def test_chunked_scan_gradcheck():
-    torch.manual_seed(0)
-    a = torch.rand(11, 2, dtype=D64, requires_grad=True)
-    b = torch.randn(11, 2, dtype=D64, requires_grad=True)
-    h0 = torch.randn(2, dtype=D64, requires_grad=True)
-    assert torch.autograd.gradcheck(lambda a, b, h0: chunked_scan(a, b, h0, chunk=4), (a, b, h0))
-
-
-def test_log_scan_equals_loop_with_signed_initial_state():
-    torch.manual_seed(1)
-    a, b = torch.rand(40, 3, dtype=D64) * 0.98 + 0.01, torch.rand(40, 3, dtype=D64) + 0.1
-    h0 = torch.tensor([-2.0, 0.0, 3.0], dtype=D64)  # any sign: added outside the logarithm
-    torch.testing.assert_close(log_scan(a.log(), b.log(), h0), sequential_scan(a, b, h0), rtol=1e-10, atol=1e-12)
-
-
-def test_chunked_scan_float32_long_sequence_stays_accurate():
-    torch.manual_seed(2)
-    a = torch.rand(4096, 8, dtype=D64) * 0.2 + 0.8
-    b = torch.rand(4096, 8, dtype=D64)
-    ref = sequential_scan(a, b)
-    got = chunked_scan(a.float(), b.float()).double()
-    assert ((got - ref).abs() / ref.abs()).max() < 1e-5
 
 
 # ----- layers against the paper's equations ---------------------------------------------------------
