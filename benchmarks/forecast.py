@@ -111,7 +111,7 @@ def run_series(args) -> None:
             train = TrainConfig(lr=3e-3, max_epochs=args.epochs, patience=5, seed=args.seed, progress=False)
             started = time.perf_counter()
             with tempfile.TemporaryDirectory() as out:
-                results = train_run(Path(out) / "run", series, f"builtin:{name}", model, train,
+                results, _ = train_run(Path(out) / "run", series, f"builtin:{name}", model, train,
                                     period=SEASONAL_PERIOD[name], ratios=(0.7, 0.1, 0.2))
             wall = round(time.perf_counter() - started, 1)
             for model_name, row in results.items():

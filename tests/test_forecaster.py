@@ -180,9 +180,12 @@ def test_cli_train_predict_and_bad_inputs(tmp_path, capsys):
     # no --period: inferred from the hourly index (24), so seasonal naive is among the baselines
     assert code == 0 and "inferred: period 24" in out and "seasonal_naive" in out
     info = __import__("json").loads((run / "run.json").read_text())
-    assert info["kind"] == "forecast" and set(info["results"]) == {"model", "naive", "seasonal_naive", "linear"}
+    assert set(info["results"]) == {"model", "naive", "seasonal_naive", "linear", "ensemble"}
+    assert info["kind"] == "forecast" and f"chosen: {info['choice']['chosen']}" in out
     assert (run / "test_forecast.png").stat().st_size > 1000
-    code, out, _ = cli(capsys, "forecast", "predict", str(run), "--csv", str(csv))
+    code, out, _ = cli(capsys, "forecast", "predict", str(run), "--csv", str(csv), "--out", str(tmp_path / "c.csv"))
+    assert code == 0 and f"forecast with: {info['choice']['chosen']} (the run's choice" in out
+    code, out, _ = cli(capsys, "forecast", "predict", str(run), "--csv", str(csv), "--use", "recurrent")
     table = pd.read_csv(run / "forecast.csv")
     assert code == 0 and list(table.columns) == ["time", "y", "y_lower", "y_upper"] and len(table) == 6
     assert (run / "forecast.png").exists()

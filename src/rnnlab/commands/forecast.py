@@ -14,6 +14,7 @@ from rnnlab.data.series import TIME_COLUMN_NAMES
 from rnnlab.errors import ConfigError
 from rnnlab.rundir import check_run_dir_free
 from rnnlab.runs.forecast import ForecastRunConfig, format_results, infer_window, load_source, predict_run, train_run
+from rnnlab.runs.model_choice import CANDIDATES, describe
 from rnnlab.train import TrainConfig
 
 
@@ -38,6 +39,8 @@ def register(subparsers) -> None:
                          help="missing cells in --csv (default: the run's own policy)")
     predict.add_argument("--level", type=float, default=None,
                          help="prediction-interval level in (0, 1) (default: the run's)")
+    predict.add_argument("--use", default=None, choices=CANDIDATES,
+                         help="forecast with this candidate (default: the one the run chose on validation)")
     predict.set_defaults(func=run_predict)
 
 
@@ -77,19 +80,23 @@ def run_train(args: argparse.Namespace) -> int:
                         progress=not args.no_progress)
     if series.filled:
         print(f"filled missing values ({c.fill if c.csv else 'interpolate'}): {series.filled}")
-    results = train_run(args.out, series, source, model, train, batch_size=c.batch_size, period=window["period"],
-                        level=c.interval_level(), command=command_line(),
-                        time_col=c.time_col if c.csv else "date", fill=c.fill if c.csv else "interpolate")
+    results, choice = train_run(args.out, series, source, model, train, batch_size=c.batch_size,
+                                period=window["period"], level=c.interval_level(), command=command_line(),
+                                time_col=c.time_col if c.csv else "date", fill=c.fill if c.csv else "interpolate",
+                                select=c.select, ensemble=c.ensemble)
+    print(describe(choice))
     print(f"test windows: {int(results['model']['windows'])} (MSE/MAE on standardised values; MASE/sMAPE on "
-          f"the original scale)")
+          f"the original scale; 'model' is the recurrent model)")
     print(format_results(results))
+    print(f"test MASE of the chosen forecast ({choice['chosen']}): {results[choice['test_row']]['mase']:.4f}")
     print(f"run: {args.out}")
     return 0
 
 
 def run_predict(args: argparse.Namespace) -> int:
-    table, csv_path, png = predict_run(args.run_dir, args.csv, out_csv=args.out, level=args.level, fill=args.fill,
-                                       force=args.force)
+    table, csv_path, png, used = predict_run(args.run_dir, args.csv, out_csv=args.out, level=args.level,
+                                             fill=args.fill, force=args.force, use=args.use)
+    print(f"forecast with: {used}" + ("" if args.use else " (the run's choice on validation; --use to override)"))
     print(table.to_string(index=False, max_rows=12))
     print(f"wrote {csv_path} and {png}")
     return 0

@@ -121,6 +121,42 @@ class LinearBaseline:
         return json.dumps({"lookback": self.lookback, "horizon": self.horizon, "decomposition": self.decomposition,
                            "kernel": self.kernel, "ridge": self.ridge})
 
+    def to_dict(self) -> dict:
+        """Everything :meth:`from_dict` needs to forecast again, the fitted map included (JSON-ready)."""
+        if self.weight is None:
+            raise ConfigError("the linear baseline is not fitted; call fit() first")
+        return {**json.loads(self.to_json()), "weight": self.weight.tolist()}
+
+    @classmethod
+    def from_dict(cls, spec: dict) -> LinearBaseline:
+        model = cls(spec["lookback"], spec["horizon"], decomposition=spec["decomposition"], kernel=spec["kernel"],
+                    ridge=spec["ridge"])
+        model.weight = torch.tensor(spec["weight"], dtype=torch.float64)
+        expected = (2 * model.lookback if model.decomposition else model.lookback) + 1
+        if tuple(model.weight.shape) != (expected, model.horizon):
+            raise DataError(f"a saved linear baseline must have weights ({expected}, {model.horizon}); "
+                            f"got {tuple(model.weight.shape)}")
+        return model
+
+
+BASELINES = ("naive", "seasonal_naive", "linear")
+
+
+def baseline_forecast(name: str, x: Tensor, horizon: int, *, period: int | None = None,
+                      linear: LinearBaseline | None = None) -> Tensor:
+    """The forecast ``(B, H, C)`` of baseline ``name`` from the target look-back ``x (B, L, C)``."""
+    if name == "naive":
+        return naive(x, horizon)
+    if name == "seasonal_naive":
+        if period is None:
+            raise ConfigError("seasonal naive needs a seasonal period")
+        return seasonal_naive(x, horizon, period)
+    if name == "linear":
+        if linear is None:
+            raise ConfigError("the linear baseline needs its fitted map")
+        return linear(x)
+    raise ConfigError(f"unknown baseline {name!r}; expected one of {BASELINES}")
+
 
 def evaluate_baselines(data, split: str = "test", *, period: int | None = None, linear: bool = True,
                        decomposition: bool = False, batch_size: int = 512) -> dict[str, Tensor]:
@@ -152,3 +188,42 @@ def evaluate_baselines(data, split: str = "test", *, period: int | None = None, 
         for name, model in models.items():
             out[name].append(model(x))
     return {name: torch.cat(parts) for name, parts in out.items()}
+
+
+class FittedBaselines:
+    """The baselines of one run, fitted on its training windows, as a forecast from a saved run needs them.
+
+    ``period`` is the seasonal period (``None``: no seasonal naive, e.g. yearly data or a period
+    longer than the look-back); ``linear`` the fitted ridge map. :meth:`to_dict` is what the
+    checkpoint's forecast.json stores, so ``rnnlab forecast predict`` can forecast with a baseline
+    the run chose without refitting anything.
+    """
+
+    def __init__(self, horizon: int, period: int | None, linear: LinearBaseline):
+        self.horizon, self.period, self.linear = horizon, period, linear
+
+    @property
+    def names(self) -> tuple[str, ...]:
+        return tuple(name for name in BASELINES if name != "seasonal_naive" or self.period is not None)
+
+    @classmethod
+    def fit(cls, data, period: int | None, *, batch_size: int = 512) -> FittedBaselines:
+        """Fit on the training windows of a ``ForecastData`` (ridge penalty picked on "valid" if present)."""
+        valid = data.batches("valid", batch_size=batch_size) if "valid" in data.splits else None
+        linear = LinearBaseline(data.lookback, data.horizon).fit(data.batches("train", batch_size=batch_size),
+                                                                 data.n_targets, valid=valid)
+        usable = period if period is not None and 1 < period <= data.lookback else None
+        return cls(data.horizon, usable, linear)
+
+    def forecast(self, name: str, x: Tensor) -> Tensor:
+        """``(B, L, C)`` target look-back (scaled) -> ``(B, H, C)``."""
+        if name not in self.names:
+            raise ConfigError(f"baseline {name!r} is not available here; expected one of {self.names}")
+        return baseline_forecast(name, x, self.horizon, period=self.period, linear=self.linear)
+
+    def to_dict(self) -> dict:
+        return {"horizon": self.horizon, "period": self.period, "linear": self.linear.to_dict()}
+
+    @classmethod
+    def from_dict(cls, spec: dict) -> FittedBaselines:
+        return cls(spec["horizon"], spec["period"], LinearBaseline.from_dict(spec["linear"]))

@@ -26,10 +26,11 @@ from rnnlab.data.series import load_series
 from rnnlab.data.series_windows import ForecastData, ratio_split
 from rnnlab.errors import ConfigError
 from rnnlab.io import atomic_write_text, check_new_file
-from rnnlab.models.baselines import evaluate_baselines
+from rnnlab.models.baselines import FittedBaselines
 from rnnlab.models.forecaster import DECODERS, NORMS, OUTPUTS, Forecaster, ForecasterConfig
 from rnnlab.nn import RECURRENT
-from rnnlab.rundir import discard_unstarted, prepare_run_dir, update_run_json
+from rnnlab.rundir import discard_unstarted, prepare_run_dir, read_run, update_run_json
+from rnnlab.runs.model_choice import CANDIDATES, TOLERANCE, candidate_forecasts, select_model
 from rnnlab.tasks.forecast import ForecastTask, SavedForecaster, evaluate_split, original_scale_metrics
 from rnnlab.train import TrainConfig, Trainer, seed_everything
 
@@ -74,6 +75,9 @@ class ForecastRunConfig:
     lr: float = option(3e-3, "Adam learning rate", min=0.0, min_open=True)
     batch_size: int = option(64, "windows per batch", min=1)
     patience: int = option(5, "early stop after this many epochs without a better validation loss", min=1)
+    select: bool = option(True, "forecast with the candidate (recurrent, naive, seasonal naive, linear, ensemble) "
+                                "of lowest validation MASE; --no-select always uses the recurrent model")
+    ensemble: bool = option(True, "include the mean of the recurrent model and the best baseline as a candidate")
 
     def interval_level(self) -> float:
         if self.level is not None:
@@ -127,8 +131,16 @@ def load_source(csv=None, *, targets=None, time_col=None, past_covariates=(), ca
 
 def train_run(out, series, source: str, model_config: dict, train_config: TrainConfig, *, ratios=(0.7, 0.1, 0.2),
               batch_size: int = 64, period: int | None = None, level: float = 0.8, command: str = "",
-              time_col=None, fill="raise") -> dict:
-    """Train into ``out`` and return the test results (scaled MSE/MAE, original-scale MASE/sMAPE)."""
+              time_col=None, fill="raise", select: bool = True, ensemble: bool = True,
+              tolerance: float = TOLERANCE) -> dict:
+    """Train into ``out``, choose the forecast to use on validation (:mod:`rnnlab.runs.model_choice`),
+    and return ``(results, choice)``: the test metrics (scaled MSE/MAE, original-scale MASE/sMAPE) of
+    every candidate, and the choice (chosen, reason, validation scores).
+
+    ``select=False`` always uses the recurrent model (the candidates are still scored and stored).
+    The choice lands in run.json under "choice"; the test rows are "model" (the recurrent model),
+    the baselines and "ensemble".
+    """
     lookback, horizon = model_config["lookback"], model_config["horizon"]
     data = ForecastData(series, ratio_split(len(series), ratios), lookback, horizon)
     for split in data.splits:  # fail before creating the run directory if a split cannot hold a window
@@ -140,6 +152,7 @@ def train_run(out, series, source: str, model_config: dict, train_config: TrainC
                           f"interval; got level {level}")
     if period is None:
         period = SEASONAL_PERIOD.get(source.split(":", 1)[-1], 1) if source.startswith("builtin:") else 1
+    baselines = FittedBaselines.fit(data, period)  # closed form, cheap; saved with every checkpoint
     run = prepare_run_dir(out, kind="forecast", command=command,
                           config={"model": asdict(config), "train": asdict(train_config), "source": source,
                                   "ratios": list(ratios), "batch_size": batch_size, "seasonal_period": period,
@@ -148,23 +161,27 @@ def train_run(out, series, source: str, model_config: dict, train_config: TrainC
         seed_everything(train_config.seed)
         model = Forecaster(config)
         task = ForecastTask(data, batch_size=batch_size, seed=train_config.seed, level=level, time_col=time_col,
-                            fill=fill, source=source)
+                            fill=fill, source=source, baselines=baselines)
         trainer = Trainer(model, task, train_config, run_dir=run)
     except BaseException:
         discard_unstarted(run)
         raise
     summary = trainer.fit()
+    choice = select_model(model, data, baselines, period, ensemble=ensemble, tolerance=tolerance)
+    if not select:
+        choice.update(chosen="recurrent", reason="--no-select: the recurrent model is used whatever the scores")
     test = evaluate_split(model, data, "test", level=level)
     results = {"model": {**test["metrics"], **original_scale_metrics(data, test["y"], test["point"], period)}}
-    base = evaluate_baselines(data, "test", period=period if period <= lookback and period > 1 else None)
-    for name, forecast in base.items():
-        if name != "target":
-            scaled = {"mse": float(((forecast - base["target"]) ** 2).mean()),
-                      "mae": float((forecast - base["target"]).abs().mean())}
-            results[name] = {**scaled, **original_scale_metrics(data, base["target"], forecast, period)}
-    update_run_json(run, results=results, training=summary)
+    target, forecasts = candidate_forecasts(None, data, "test", baselines)
+    if choice["ensemble_with"] is not None:
+        forecasts["ensemble"] = (test["point"] + forecasts[choice["ensemble_with"]]) / 2
+    for name, forecast in forecasts.items():
+        scaled = {"mse": float(((forecast - target) ** 2).mean()), "mae": float((forecast - target).abs().mean())}
+        results[name] = {**scaled, **original_scale_metrics(data, target, forecast, period)}
+    choice["test_row"] = "model" if choice["chosen"] == "recurrent" else choice["chosen"]
+    update_run_json(run, results=results, training=summary, choice=choice)
     _plot_last_window(run / "test_forecast.png", data, test, level)
-    return results
+    return results, choice
 
 
 def _plot_last_window(path, data: ForecastData, test: dict, level: float) -> None:
@@ -183,9 +200,12 @@ def _plot_last_window(path, data: ForecastData, test: dict, level: float) -> Non
 
 
 def predict_run(run_dir, csv=None, *, out_csv=None, level: float | None = None, fill: str | None = None,
-                force: bool = False):
-    """Forecast after the end of ``csv`` (or the built-in series); write CSV + PNG; return the table and paths.
+                force: bool = False, use: str | None = None):
+    """Forecast after the end of ``csv`` (or the built-in series); write CSV + PNG; return the table, paths
+    and the candidate used.
 
+    ``use=None`` forecasts with the candidate the run chose on validation (run.json "choice"; the
+    recurrent model for runs without one); baselines and the ensemble give point forecasts only.
     ``level=None``: 0.8 for Gaussian models, the outermost quantiles' span for quantile models.
     """
     if level is not None and not (math.isfinite(level) and 0 < level < 1):
@@ -197,7 +217,11 @@ def predict_run(run_dir, csv=None, *, out_csv=None, level: float | None = None, 
     if level is None:
         level = round(c.quantiles[-1] - c.quantiles[0], 10) if c.output == "quantile" else 0.8
     series = saved.load(csv, fill=fill)
-    table = saved.forecast(series, level=level)
+    choice = read_run(run_dir, kind="forecast").get("choice") or {}
+    use = use or choice.get("chosen", "recurrent")
+    if use not in CANDIDATES:
+        raise ConfigError(f"--use must be one of {', '.join(CANDIDATES)}; got {use!r}")
+    table = saved.forecast(series, level=level, use=use, ensemble_with=choice.get("ensemble_with"))
     out_csv.parent.mkdir(parents=True, exist_ok=True)
     atomic_write_text(out_csv, table.to_csv(index=False))
     names = series.target_names
@@ -208,7 +232,7 @@ def predict_run(run_dir, csv=None, *, out_csv=None, level: float | None = None, 
                           upper=table[[f"{n}_upper" for n in names]].to_numpy() if has_interval else None,
                           names=names, level=level if has_interval else None, title="forecast")
     save_png(fig, png)
-    return table, out_csv, png
+    return table, out_csv, png, use
 
 
 def format_results(results: dict) -> str:

@@ -25,7 +25,8 @@ from rnnlab.checkpoint import load_checkpoint
 from rnnlab.data.builtin_series import builtin_frame
 from rnnlab.data.series import TimeSeries, load_series
 from rnnlab.data.series_windows import ForecastData, Split, StandardScaler
-from rnnlab.errors import DataError, RunDirError
+from rnnlab.errors import ConfigError, DataError, RunDirError
+from rnnlab.models.baselines import FittedBaselines
 from rnnlab.models import forecaster as _forecaster  # noqa: F401  (registers "forecaster" for loading)
 from rnnlab.rundir import FORECAST_SPEC
 
@@ -38,10 +39,12 @@ class ForecastTask:
     item_name = "win"
 
     def __init__(self, data: ForecastData, *, batch_size: int = 64, seed: int = 0, eval_batch_size: int = 512,
-                 level: float = 0.8, time_col: str | None = None, fill: str = "raise", source: str | None = None):
+                 level: float = 0.8, time_col: str | None = None, fill: str = "raise", source: str | None = None,
+                 baselines: FittedBaselines | None = None):
         self.data, self.batch_size, self.seed = data, batch_size, seed
         self.eval_batch_size, self.level = eval_batch_size, level
         self.time_col, self.fill, self.source = time_col, fill, source
+        self.baselines = baselines  # saved beside the weights, so predict can use a baseline the run chose
 
     def train_batches(self, epoch: int):
         # A fresh, deterministic order per epoch (seed, epoch), as the trainer's resume requires.
@@ -58,7 +61,10 @@ class ForecastTask:
         return evaluate_split(model, self.data, split, batch_size=self.eval_batch_size, level=self.level)["metrics"]
 
     def checkpoint_files(self) -> dict[str, str]:
-        return {SPEC_FILE: json.dumps(spec_of(self.data, time_col=self.time_col, fill=self.fill, source=self.source), indent=1)}
+        spec = spec_of(self.data, time_col=self.time_col, fill=self.fill, source=self.source)
+        if self.baselines is not None:
+            spec["baselines"] = self.baselines.to_dict()
+        return {SPEC_FILE: json.dumps(spec, indent=1)}
 
 
 def predict_batches(model, batches, level: float = 0.8) -> dict[str, torch.Tensor]:
@@ -98,8 +104,19 @@ def original_scale_metrics(data: ForecastData, y_scaled, forecast_scaled, period
     y = data.target_scaler.inverse(np.asarray(y_scaled))
     f = data.target_scaler.inverse(np.asarray(forecast_scaled))
     history = data.series.target[: data.splits["train"].end]
-    return {"mase": metrics.mase(y, f, history, period), "smape": metrics.smape(y, f),
+    return {"mase": robust_mase(y, f, history, period), "smape": metrics.smape(y, f),
             "mae_original": metrics.mae(y, f)}
+
+
+def robust_mase(y, f, history, period: int = 1) -> float:
+    """MASE at ``period``; where the training rows repeat exactly at that period (a zero scale) the
+    one-step scale is used instead, and NaN where that is zero too (a constant series)."""
+    for lag in dict.fromkeys((period, 1)):
+        try:
+            return metrics.mase(y, f, history, lag)
+        except DataError:
+            continue
+    return float("nan")
 
 
 # ---------------------------------------------------------------------------- saved forecasters
@@ -163,8 +180,20 @@ class SavedForecaster:
                             target_scaler=StandardScaler.from_dict(spec["target_scaler"]),
                             past_scaler=StandardScaler.from_dict(spec["past_scaler"]))
 
-    def forecast(self, series: TimeSeries, level: float = 0.8) -> pd.DataFrame:
-        """Forecast the ``horizon`` steps after the end of ``series``; original units, one row per step."""
+    @property
+    def baselines(self) -> FittedBaselines | None:
+        """The run's fitted baselines (``None`` for runs saved before they were stored)."""
+        spec = self.spec.get("baselines")
+        return FittedBaselines.from_dict(spec) if spec else None
+
+    def forecast(self, series: TimeSeries, level: float = 0.8, *, use: str = "recurrent",
+                 ensemble_with: str | None = None) -> pd.DataFrame:
+        """Forecast the ``horizon`` steps after the end of ``series``; original units, one row per step.
+
+        ``use`` is the candidate the run chose (:mod:`rnnlab.runs.model_choice`): "recurrent" (with its
+        interval, if probabilistic), a baseline ("naive", "seasonal_naive", "linear"; point only), or
+        "ensemble" = (recurrent + ``ensemble_with``) / 2 in scaled units (point only).
+        """
         data, L = self.data(series), self.spec["lookback"]
         x = torch.as_tensor(data.inputs[-L:]).unsqueeze(0)  # (1, L, F)
         index = series.future_index(self.spec["horizon"])
@@ -173,8 +202,18 @@ class SavedForecaster:
             params = self.model(x, future)
         scaler = data.target_scaler
         table = {"time": index}
-        point = scaler.inverse(self.model.point(params)[0].numpy())
-        bounds = self.model.interval(params, level)
+        scaled = self.model.point(params)  # (1, H, C)
+        bounds = self.model.interval(params, level) if use == "recurrent" else None
+        if use != "recurrent":
+            baselines = self.baselines
+            if baselines is None:
+                raise RunDirError(f"this run stores no baselines, so it cannot forecast with {use!r}")
+            name = ensemble_with if use == "ensemble" else use
+            if name is None:
+                raise ConfigError("an ensemble forecast needs the baseline it averages with")
+            base = baselines.forecast(name, x[..., :len(series.target_names)].double()).to(scaled.dtype)
+            scaled = (scaled + base) / 2 if use == "ensemble" else base
+        point = scaler.inverse(scaled[0].numpy())
         for j, name in enumerate(series.target_names):
             table[name] = point[:, j]
             if bounds is not None:
