@@ -33,8 +33,8 @@ from rnnlab import metrics
 from rnnlab.data.series import load_series
 from rnnlab.data.series_windows import ForecastData, ett_split
 from rnnlab.models.baselines import evaluate_baselines
-from rnnlab.tasks.forecast import ForecastTask, evaluate_split
 from rnnlab.models.forecaster import Forecaster, ForecasterConfig
+from rnnlab.tasks.forecast import ForecastTask, evaluate_split
 from rnnlab.train import TrainConfig, Trainer, seed_everything
 
 HERE = Path(__file__).resolve().parent

@@ -9,11 +9,9 @@ import torch
 from rnnlab.data.series import load_series
 from rnnlab.data.series_windows import ForecastData, ratio_split
 from rnnlab.errors import ConfigError, DataError, InputShapeError
-from rnnlab.tasks.forecast import ForecastTask, SavedForecaster, evaluate_split
 from rnnlab.models.forecaster import Forecaster, ForecasterConfig
+from rnnlab.tasks.forecast import ForecastTask, SavedForecaster, evaluate_split
 from rnnlab.train import TrainConfig, Trainer, seed_everything
-
-
 
 
 def sine_data(n=600, L=48, H=12, noise=0.0, seed=0, calendar=False):

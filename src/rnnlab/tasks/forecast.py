@@ -26,8 +26,8 @@ from rnnlab.data.builtin_series import builtin_frame
 from rnnlab.data.series import TimeSeries, load_series
 from rnnlab.data.series_windows import ForecastData, Split, StandardScaler
 from rnnlab.errors import ConfigError, DataError, RunDirError
-from rnnlab.models.baselines import FittedBaselines
 from rnnlab.models import forecaster as _forecaster  # noqa: F401  (registers "forecaster" for loading)
+from rnnlab.models.baselines import FittedBaselines
 from rnnlab.rundir import FORECAST_SPEC
 
 SPEC_FILE = FORECAST_SPEC
