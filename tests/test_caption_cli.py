@@ -120,12 +120,14 @@ def test_scores_against_a_hand_made_case():
     att = [np.zeros((9, 64)), np.zeros((8, 64))]
     att[0][2, 0 * 8 + 1] = 1     # "3" looks at (4, 12): inside (0, 0, 20, 20)
     att[0][6, 0 * 8 + 0] = 1     # "7" looks at (4, 4): outside (0, 40, 12, 52)
+    att[0][5, 0 * 8 + 5] = 2     # ... but "small", in the same phrase, looked at (4, 44): inside the 7's box
     att[1][2, 5 * 8 + 0] = 1     # "1" looks at (44, 4): inside (40, 0, 52, 12)
     att[1][6, 6 * 8 + 6] = 1     # "8" looks at (52, 52): inside the box of the 0
     m = score_captions(scenes, captions, att, grid=grid, size=64)
     assert m["exact"] == 0.5 and m["grammatical"] == 1.0 and m["count"] == 1.0
     assert m["label"] == 0.75 and m["size"] == 1.0 and m["relation"] == 0.5
     assert m["localisation"] == 0.75
+    assert m["phrase_localisation"] == 1.0   # "a small 7": the phrase's summed attention peaks in the box
     from sacrebleu.metrics import BLEU
 
     assert m["bleu4"] == BLEU().corpus_score(captions, [scenes.captions]).score

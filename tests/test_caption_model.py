@@ -54,7 +54,7 @@ def test_one_step_follows_the_equations_in_float64():
 def test_attention_weights_sum_to_one(cell):
     m = model(cell=cell)
     tokens = torch.randint(3, 9, (3, 6), generator=torch.Generator().manual_seed(0))
-    logits, alphas = m(images(), tokens)
+    logits, alphas, _ = m(images(), tokens)
     assert logits.shape == (3, 6, 9) and alphas.shape == (3, 6, 4)
     torch.testing.assert_close(alphas.sum(2), torch.ones(3, 6, dtype=torch.float64), rtol=0, atol=1e-12)
     assert (alphas >= 0).all()
@@ -68,7 +68,7 @@ def test_greedy_decoding_equals_teacher_forcing_on_its_own_output(options):
     x = images(4)
     tokens, alphas = m.greedy(x, max_len=7)
     inputs = torch.cat([torch.full((4, 1), m.config.bos_id), tokens[:, :-1].clamp(min=0)], 1)
-    logits, forced_alphas = m(x, inputs)
+    logits, forced_alphas, _ = m(x, inputs)
     for b in range(4):
         n = int((tokens[b] != m.config.pad_id).sum())
         assert torch.equal(logits[b, :n].argmax(1), tokens[b, :n])
@@ -91,7 +91,7 @@ def test_beam_of_one_is_greedy(options):
 
 @torch.no_grad()
 def _log_prob(m, image, sequence):
-    logits, _ = m(image.unsqueeze(0), torch.tensor([[m.config.bos_id] + list(sequence[:-1])]))
+    logits, _, _ = m(image.unsqueeze(0), torch.tensor([[m.config.bos_id] + list(sequence[:-1])]))
     return float(F.log_softmax(logits[0], 1)[torch.arange(len(sequence)), torch.tensor(sequence)].sum())
 
 
@@ -118,7 +118,7 @@ def test_doubly_stochastic_penalty_matches_its_formula():
     x = images(2)
     tokens = torch.tensor([[1, 5, 6, 2, 0], [1, 7, 2, 0, 0]])
     loss, ce, words = caption_loss(m, x, tokens, penalty=0.5)
-    logits, alphas = m(x, tokens[:, :-1])
+    logits, alphas, _ = m(x, tokens[:, :-1])
     targets = tokens[:, 1:]
     expect_ce = F.cross_entropy(logits.flatten(0, 1), targets.flatten(), ignore_index=0)
     sums = torch.stack([alphas[0, :3].sum(0), alphas[1, :2].sum(0)])  # each caption's own steps (words + EOS)
@@ -126,6 +126,22 @@ def test_doubly_stochastic_penalty_matches_its_formula():
     assert words == 5
     torch.testing.assert_close(ce, expect_ce, rtol=0, atol=1e-12)
     torch.testing.assert_close(loss, expect, rtol=0, atol=1e-12)
+
+
+def test_word_detection_loss_is_a_max_over_regions():
+    """Multiple-instance word detection: image score = best region's score; BCE against the caption's words."""
+    m = model()
+    x = images(2)
+    tokens = torch.tensor([[1, 5, 6, 2, 0], [1, 7, 7, 2, 0]])
+    loss, ce, _ = caption_loss(m, x, tokens, penalty=0.0, concepts=0.25)
+    regions = m.encoder(x)
+    scores = torch.stack([torch.stack([regions[b] @ m.concept.weight[w] + m.concept.bias[w] for w in range(9)], 1)
+                          .max(0).values for b in range(2)])                         # (B, V) by hand
+    present = torch.tensor([[0, 0, 0, 0, 0, 1, 1, 0, 0], [0, 0, 0, 0, 0, 0, 0, 1, 0]], dtype=torch.float64)
+    p = torch.sigmoid(scores[:, 3:])
+    bce = -(present[:, 3:] * torch.log(p) + (1 - present[:, 3:]) * torch.log(1 - p)).sum() / 2
+    torch.testing.assert_close(loss, ce + 0.25 * bce, rtol=0, atol=1e-10)
+    assert model(concepts=False)(x, tokens[:, :-1])[2] is None
 
 
 def test_bad_configs_and_inputs_are_named():

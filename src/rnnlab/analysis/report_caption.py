@@ -18,14 +18,17 @@ from pathlib import Path
 import numpy as np
 
 from rnnlab.analysis.report_sections import Page, table
-from rnnlab.data.scenes import LABEL_WORDS
+from rnnlab.data.scenes import LABEL_WORDS, build_scenes
 from rnnlab.rundir import has_checkpoint
+from rnnlab.runs.caption import load_captioner
+from rnnlab.tasks.caption import generate
 
 SCALE = 3  # pixels of the page per pixel of the scene
 SAMPLES = {"test": 6, "compositional": 3}
 COLUMNS = [("exact", "exact caption"), ("bleu1", "BLEU-1"), ("bleu2", "BLEU-2"), ("bleu3", "BLEU-3"),
            ("bleu4", "BLEU-4"), ("label", "label"), ("size", "size"), ("colour", "colour"), ("relation", "relation"),
-           ("count", "object count"), ("localisation", "attention localisation")]
+           ("count", "object count"), ("localisation", "localisation (label word)"),
+           ("phrase_localisation", "localisation (phrase)")]
 
 STYLE = """<style>
 .capgrid { display: grid; grid-template-columns: repeat(auto-fill, minmax(230px, 1fr)); gap: 14px; }
@@ -111,18 +114,14 @@ def _scores(info: dict) -> str:
     if not rows:
         return ""
     return ("<p>Scores of the best weights on scenes never trained on (attributes: share of true objects stated right, "
-            "aligned by reading order; attention localisation: share of object words whose attention peak lies in the "
-            "object's box).</p>" + table(["split", "scenes", "beam"] + [label for _, label in COLUMNS], rows))
+            "aligned by reading order; localisation: share of object words whose attention peak lies in the object's "
+            "box, at the label word itself or summed over the object's phrase, e.g. 'a large 3').</p>" + table(["split", "scenes", "beam"] + [label for _, label in COLUMNS], rows))
 
 
 def caption_section(page: Page, run_dir: Path, info: dict, prefix: str = "") -> None:
     """Scores from run.json and, when the run has a checkpoint, sample captions with per-word attention."""
     html = _scores(info)
     if has_checkpoint(run_dir):
-        from rnnlab.runs.caption import load_captioner
-        from rnnlab.data.scenes import build_scenes
-        from rnnlab.tasks.caption import generate
-
         model, run, _ = load_captioner(run_dir)
         grid, size = model.encoder.grid, model.config.image_size
         cards = []

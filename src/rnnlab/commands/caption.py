@@ -65,7 +65,8 @@ def describe(m: dict) -> str:
     parts = [f"{a} {100 * m[a]:.1f}%" for a in ("label", "size", "colour", "relation", "count") if a in m]
     text += ", " + ", ".join(parts)
     if "localisation" in m:
-        text += f", attention localisation {100 * m['localisation']:.1f}%"
+        text += (f", attention localisation {100 * m['localisation']:.1f}% (label word), "
+                 f"{100 * m['phrase_localisation']:.1f}% (object phrase)")
     return text + f" ({m['scenes']} scenes, beam {m['beam']})"
 
 

@@ -52,6 +52,7 @@ class CaptionerConfig:
     features: int = option(128, "features per region (channels of the last conv stage)", min=8)
     attention_size: int = option(128, "hidden size of the attention MLP f_att", min=1)
     gate: bool = option(True, "gating scalar beta on the context (Xu et al. 4.2.1)")
+    concepts: bool = option(True, "a word-detection head on the regions, trained from the caption's words (see docs)")
     dropout: float = option(0.1, "dropout before the output layer", min=0.0, max=1.0, max_open=True)
     pad_id: int = option(0, "padding token id", min=0, cli=False)
     bos_id: int = option(1, "start token id", min=0, cli=False)
@@ -59,21 +60,23 @@ class CaptionerConfig:
 
 
 class ConvEncoder(nn.Module):
-    """``(B, C, S, S) -> (B, (S/8)², D)``: conv stages 16, 32, 64, D channels, three 2×2 poolings."""
+    """``(B, C, S, S) -> (B, (S/8)², D)``: 3×3 conv + batch norm + ReLU stages of 16, 32, 64, D channels, three 2×2 poolings."""
 
     def __init__(self, channels: int, features: int, image_size: int):
         super().__init__()
         widths = (16, 32, 64)
+
+        def conv(c_in: int, c_out: int) -> list[nn.Module]:  # batch norm: the CNN learns in far fewer steps
+            return [nn.Conv2d(c_in, c_out, 3, padding=1, bias=False), nn.BatchNorm2d(c_out), nn.ReLU()]
+
         self.net = nn.Sequential(
-            nn.Conv2d(channels, widths[0], 3, padding=1), nn.ReLU(), nn.MaxPool2d(2),
-            nn.Conv2d(widths[0], widths[1], 3, padding=1), nn.ReLU(),
-            nn.Conv2d(widths[1], widths[1], 3, padding=1), nn.ReLU(), nn.MaxPool2d(2),
-            nn.Conv2d(widths[1], widths[2], 3, padding=1), nn.ReLU(),
-            nn.Conv2d(widths[2], widths[2], 3, padding=1), nn.ReLU(), nn.MaxPool2d(2),
-            nn.Conv2d(widths[2], features, 3, padding=1), nn.ReLU())
+            *conv(channels, widths[0]), nn.MaxPool2d(2),
+            *conv(widths[0], widths[1]), *conv(widths[1], widths[1]), nn.MaxPool2d(2),
+            *conv(widths[1], widths[2]), *conv(widths[2], widths[2]), nn.MaxPool2d(2),
+            *conv(widths[2], features))
         self.grid = image_size // 8
         self.position = nn.Parameter(torch.zeros(self.grid * self.grid, features))
-        nn.init.normal_(self.position, std=0.1)
+        nn.init.normal_(self.position, std=1.0)  # as large as the normalised features: where a region is matters
 
     def forward(self, images: Tensor) -> Tensor:
         a = self.net(images)                                   # (B, D, G, G)
@@ -141,6 +144,7 @@ class Captioner(nn.Module):
         self.out_hidden = nn.Linear(c.hidden, c.embed)                           # L_h
         self.dropout = nn.Dropout(c.dropout)
         self.out = nn.Linear(c.embed, c.vocab_size)                              # L_o
+        self.concept = nn.Linear(c.features, c.vocab_size) if c.concepts else None  # per-region word scores
 
     @classmethod
     def from_config(cls, config: CaptionerConfig) -> "Captioner":
@@ -181,16 +185,22 @@ class Captioner(nn.Module):
         return self.out(self.dropout(deep)), state, alpha
 
     # ------------------------------------------------------------------ whole sequences
-    def forward(self, images: Tensor, tokens: Tensor) -> tuple[Tensor, Tensor | None]:
-        """Teacher forcing: ``tokens (B, T)`` are the inputs y_0..y_{T-1} (BOS first) ->
-        ``logits (B, T, V)`` for y_1..y_T and ``α (B, T, L)`` (None without attention)."""
+    def concept_logits(self, regions: Tensor) -> Tensor | None:
+        """Which words the image shows, ``(B, L, D) -> (B, V)``: each region scores every word and the image
+        takes its best region (multiple-instance max pooling), so only the regions that show a word learn it."""
+        return None if self.concept is None else self.concept(regions).amax(1)
+
+    def forward(self, images: Tensor, tokens: Tensor) -> tuple[Tensor, Tensor | None, Tensor | None]:
+        """Teacher forcing: ``tokens (B, T)`` are the inputs y_0..y_{T-1} (BOS first) -> ``logits (B, T, V)``
+        for y_1..y_T, ``α (B, T, L)`` (None without attention) and word-detection logits ``(B, V)`` (or None)."""
         memory, state = self.encode(images)
         logits, alphas = [], []
         for t in range(tokens.shape[1]):
             out, state, alpha = self.step(memory, tokens[:, t], state)
             logits.append(out)
             alphas.append(alpha)
-        return torch.stack(logits, 1), (torch.stack(alphas, 1) if self.config.attention else None)
+        alphas = torch.stack(alphas, 1) if self.config.attention else None
+        return torch.stack(logits, 1), alphas, self.concept_logits(memory.regions)
 
     @torch.no_grad()
     def greedy(self, images: Tensor, max_len: int) -> tuple[Tensor, Tensor | None]:

@@ -43,7 +43,11 @@ class CaptionRunConfig:
     epochs: int = option(12, "passes over the training scenes at most", min=1)
     patience: int = option(3, "early stop after this many evaluations without a lower validation loss", min=0)
     max_minutes: float | None = option(None, "wall-clock budget in minutes (none: no limit)", min=0.0, min_open=True)
+    max_cpu_minutes: float | None = option(None, "CPU-time budget in minutes (fair on a shared machine; none: no limit)",
+                                           min=0.0, min_open=True)
     penalty: float = option(0.01, "lambda of the doubly-stochastic attention regulariser", min=0.0)
+    concept_weight: float = option(1.0, "weight of the word-detection loss on region features (needs --concepts)",
+                             min=0.0)
     clip: float = option(5.0, "gradient-norm clipping (0: off)", min=0.0)
     beam: int = option(1, "beam size of the final test scores (1: greedy)", min=1)
     seed: int = option(0, "seed of initialisation and batch order", cli=False)
@@ -60,6 +64,7 @@ def model_config_for(run: CaptionRunConfig, **model_options) -> CaptionerConfig:
 def _train_config(run: CaptionRunConfig) -> TrainConfig:
     return TrainConfig(optimizer="adam", lr=run.lr, clip=run.clip or None, max_epochs=run.epochs,
                        max_time_s=None if run.max_minutes is None else run.max_minutes * 60, patience=run.patience,
+                       max_cpu_s=None if run.max_cpu_minutes is None else run.max_cpu_minutes * 60,
                        restore_best=True, seed=run.seed, progress=run.progress, log_every=20)
 
 
@@ -105,7 +110,8 @@ def train_caption(run: CaptionRunConfig, model_config: CaptionerConfig, out: str
         update_run_json(out, config=config)
     seed_everything(run.seed)
     model = Captioner(model_config)
-    task = CaptionTask(splits, batch_size=run.batch_size, seed=run.seed, penalty=run.penalty)
+    task = CaptionTask(splits, batch_size=run.batch_size, seed=run.seed, penalty=run.penalty,
+                       concepts=run.concept_weight)
     summary = Trainer(model, task, _train_config(run), out).fit(resume=resume)
     results = {split: evaluate_model(model, run, split, beam=run.beam) for split in ("test", "compositional")}
     parameters = sum(p.numel() for p in model.parameters())

@@ -18,6 +18,9 @@ watches) and, from greedy captions, exact-caption accuracy.
 * ``localisation``: for each generated word naming an object (a digit or shape) — the k-th such
   word speaks of the k-th object — whether the peak of the attention α_t that produced it falls in
   that object's box (the peak region's centre, in pixels). Only for decoders with attention.
+  ``phrase_localisation`` asks the same of the attention summed over the object's whole phrase
+  ("a large 3", "a small red circle"): a decoder may look at the object while saying its size and
+  carry what it saw in its state to the label word.
 """
 from __future__ import annotations
 
@@ -33,6 +36,7 @@ from rnnlab.data.scenes import (
     LABEL_WORDS,
     MAX_WORDS,
     PAD,
+    SPECIALS,
     SceneSet,
     decode_tokens,
     encode_caption,
@@ -46,9 +50,10 @@ ATTRIBUTES = ("label", "size", "colour", "relation")
 __all__ = ["CaptionTask", "caption_loss", "generate", "score_captions", "ATTRIBUTES"]
 
 
-def caption_loss(model, images: torch.Tensor, tokens: torch.Tensor, penalty: float) -> tuple[torch.Tensor, torch.Tensor, int]:
+def caption_loss(model, images: torch.Tensor, tokens: torch.Tensor, penalty: float, concepts: float = 0.0
+                 ) -> tuple[torch.Tensor, torch.Tensor, int]:
     """``(loss, cross-entropy per word, words)`` for ``tokens (B, T+1)`` = BOS, words, EOS, PAD..."""
-    logits, alphas = model(images, tokens[:, :-1])                  # (B, T, V), (B, T, L)
+    logits, alphas, detected = model(images, tokens[:, :-1])       # (B, T, V), (B, T, L), (B, V)
     targets = tokens[:, 1:]
     words = int((targets != PAD).sum())
     ce = F.cross_entropy(logits.flatten(0, 1), targets.flatten(), ignore_index=PAD, reduction="sum") / words
@@ -56,6 +61,10 @@ def caption_loss(model, images: torch.Tensor, tokens: torch.Tensor, penalty: flo
     if penalty and alphas is not None:
         mask = (targets != PAD).to(alphas.dtype).unsqueeze(2)        # (B, T, 1)
         loss = loss + penalty * ((1.0 - (alphas * mask).sum(1)) ** 2).sum(1).mean()
+    if concepts and detected is not None:
+        present = torch.zeros_like(detected).scatter_(1, targets, 1.0)[:, len(SPECIALS):]  # (B, V - specials)
+        bce = F.binary_cross_entropy_with_logits(detected[:, len(SPECIALS):], present, reduction="sum")
+        loss = loss + concepts * bce / len(tokens)
     return loss, ce, words
 
 
@@ -101,7 +110,7 @@ def score_captions(scenes: SceneSet, captions: list[str], attention: list | None
     metrics["exact"] = float(np.mean([h == r for h, r in zip(captions, scenes.captions)]))
     right = {a: 0 for a in ("count",) + ATTRIBUTES}
     total = {a: 0 for a in ("count",) + ATTRIBUTES}
-    hits = words = parsed = 0
+    hits = phrase_hits = words = parsed = 0
     for i, (caption, objects) in enumerate(zip(captions, scenes.objects)):
         truth = scene_facts(objects)
         try:
@@ -119,11 +128,14 @@ def score_captions(scenes: SceneSet, captions: list[str], attention: list | None
                 right[attribute] += k < len(facts) and facts[k][a] == fact[a]
         alpha = attention[i] if attention is not None else None
         if alpha is not None:
-            k = 0
-            for t, word in enumerate(caption.split()):
+            k = start = 0
+            for t, word in enumerate(caption.split()[:len(alpha)]):
+                start = t if word == "a" else start
                 if word in LABEL_WORDS:
                     words += 1
-                    hits += k < len(objects) and t < len(alpha) and _peak_in_box(alpha[t], objects[k].box, grid, size)
+                    if k < len(objects):
+                        hits += _peak_in_box(alpha[t], objects[k].box, grid, size)
+                        phrase_hits += _peak_in_box(alpha[start:t + 1].sum(0), objects[k].box, grid, size)
                     k += 1
     metrics["grammatical"] = parsed / len(scenes)
     for attribute in right:
@@ -131,6 +143,7 @@ def score_captions(scenes: SceneSet, captions: list[str], attention: list | None
             metrics[attribute] = right[attribute] / total[attribute]
     if words:
         metrics["localisation"] = hits / words
+        metrics["phrase_localisation"] = phrase_hits / words
     return metrics
 
 
@@ -140,8 +153,9 @@ class CaptionTask:
     item_name = "word"
 
     def __init__(self, splits: dict[str, SceneSet], *, batch_size: int = 64, seed: int = 0, penalty: float = 0.0,
-                 decode_valid: bool = True):
+                 concepts: float = 1.0, decode_valid: bool = True):
         self.splits, self.batch_size, self.seed, self.penalty = splits, batch_size, seed, penalty
+        self.concepts = concepts
         self.decode_valid = decode_valid
         self.tokens = {name: torch.from_numpy(np.stack([encode_caption(c, MAX_WORDS) for c in s.captions]))
                        for name, s in splits.items()}
@@ -158,7 +172,7 @@ class CaptionTask:
 
     def loss(self, model, batch, state):
         images, tokens = batch
-        loss, _, words = caption_loss(model, images, tokens, self.penalty)
+        loss, _, words = caption_loss(model, images, tokens, self.penalty, self.concepts)
         return loss, None, words
 
     def evaluate(self, model, split: str) -> dict[str, float]:
