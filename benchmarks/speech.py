@@ -55,10 +55,12 @@ def experiments() -> list[tuple[str, dict]]:
     out = [("connected-official", {}),
            ("isolated-official", {"run": isolated}),
            ("connected-lucas", {"run": {"split": "speaker:lucas"}}),
+           ("isolated-lucas", {"run": {**isolated, "split": "speaker:lucas"}}),
            ("connected-lucas-all-aug", {"run": {"split": "speaker:lucas"}, "augment": SPEC,
                                         "connected": {**SPEED, **NOISE}}),
-           ("rtf", {})]
-    out += [(f"isolated-{s}", {"run": {**isolated, "split": f"speaker:{s}"}}) for s in SPEAKERS]
+           ("rtf", {}),
+           ("connected-official-16ep", {"run": {"epochs": 16}, "continue": "connected-official"})]
+    out += [(f"isolated-{s}", {"run": {**isolated, "split": f"speaker:{s}"}}) for s in SPEAKERS if s != "lucas"]
     out += [("connected-lucas-specaugment", {"run": {"split": "speaker:lucas"}, "augment": SPEC}),
             ("connected-lucas-speed", {"run": {"split": "speaker:lucas"}, "connected": SPEED}),
             ("connected-lucas-noise", {"run": {"split": "speaker:lucas"}, "connected": NOISE})]
@@ -94,20 +96,40 @@ def _adopt(out: Path, run: SpeechRunConfig, model: AcousticConfig, connected: Co
     return results if same and results else None
 
 
+def isolated_with_ctc(run_dir: Path, data: str, split: str) -> float:
+    """Accuracy of a connected-digit CTC model on the split's single test recordings (exactly one digit, right)."""
+    from rnnlab.data.audio import features
+    from rnnlab.runs.speech import load_speech_model
+    from rnnlab.tasks.speech import decode_batch
+
+    model, spec = load_speech_model(run_dir)
+    test = split_fsdd(load_fsdd(data), split)["test"]
+    hyps, _ = decode_batch(model, [features(r.samples, spec["features"]) for r in test])
+    return float(np.mean([h == [r.digit] for h, r in zip(hyps, test)]))
+
+
 def run_experiment(name: str, options: dict, data: str, runs: Path) -> dict:
     out = runs / name
     run = SpeechRunConfig(**{"data": data, **options.get("run", {})})
     model = AcousticConfig(**options.get("model", {}))
     connected, augment = ConnectedConfig(**options.get("connected", {})), AugmentConfig(**options.get("augment", {}))
-    adopted = _adopt(out, run, model, connected, augment)
+    adopted = None if options.get("continue") else _adopt(out, run, model, connected, augment)
     if adopted is not None:  # trained earlier with these options (e.g. by rnnlab train speech): its own timings
+        if run.task == "connected":
+            adopted["isolated_accuracy_ctc"] = isolated_with_ctc(out, data, run.split)
         return {"name": name, "options": options, "results": {k: v for k, v in adopted.items() if k != "confusion"},
                 "wall_s": adopted["train_wall_s"], "cpu_s": adopted["train_cpu_s"], "adopted": str(out),
                 "load_before": [None], "load_after": [round(x, 2) for x in os.getloadavg()]}
     shutil.rmtree(out, ignore_errors=True)
+    resume = False
+    if options.get("continue"):  # longer training = the shorter run resumed (exact resume: same as from scratch)
+        shutil.copytree(runs / options["continue"], out)
+        resume = True
     load = os.getloadavg()
     wall, cpu = time.perf_counter(), time.process_time()
-    results = train_speech(run, model, FeatureConfig(), connected, augment, out, progress=False)
+    results = train_speech(run, model, FeatureConfig(), connected, augment, out, progress=False, resume=resume)
+    if run.task == "connected":
+        results["isolated_accuracy_ctc"] = isolated_with_ctc(out, data, run.split)
     return {"name": name, "options": options, "results": {k: v for k, v in results.items() if k != "confusion"},
             "wall_s": round(time.perf_counter() - wall, 1), "cpu_s": round(time.process_time() - cpu, 1),
             "load_before": [round(x, 2) for x in load], "load_after": [round(x, 2) for x in os.getloadavg()]}
@@ -152,8 +174,10 @@ def _pct(x) -> str:
 
 
 def _row_cost(r: dict) -> str:
-    load = r.get("load_before", [None])[0]
-    return f"{r.get('wall_s', 0):.0f} s | {r.get('cpu_s', 0):.0f} s | {load}"
+    """Training wall and CPU seconds (a continued run counts its first part too) and the load before."""
+    res, load = r.get("results", {}), r.get("load_before", [None])[0]
+    return (f"{res.get('train_wall_s', r.get('wall_s', 0)):.0f} s | {res.get('train_cpu_s', r.get('cpu_s', 0)):.0f} s | "
+            f"{'–' if load is None else load}")
 
 
 def write_report(jsonl: Path, md: Path) -> None:
@@ -174,13 +198,15 @@ def write_report(jsonl: Path, md: Path) -> None:
              f"(bidirectional GRU 2x128, mean pooling), {ISOLATED_EPOCHS} epochs. Test sets: official = takes 0–4 of every "
              "speaker (600 connected utterances built from them, 100 per speaker); held-out speaker = all 500 "
              "recordings of that speaker (600 connected utterances). Validation never uses the test speaker.", ""]
-    lines += ["## Runs", "", "| run | split | task | test | per speaker | wall | CPU | load |", "|---|---|---|---|---|---|---|---|"]
+    lines += ["## Runs", "", "| run | split | task | test | per speaker | train wall | train CPU | load |", "|---|---|---|---|---|---|---|---|"]
     for name, r in records.items():
         if name == "rtf":
             continue
         res = r["results"]
         value = f"accuracy {_pct(1 - res['der'])}" if res["task"] == "isolated" else \
             f"DER {_pct(res['der'])} (SER {_pct(res['ser'])})"
+        if res.get("isolated_accuracy_ctc") is not None:
+            value += f"; single recordings {_pct(res['isolated_accuracy_ctc'])}"
         speakers = ", ".join(f"{s} {_pct(1 - m['der'] if res['task'] == 'isolated' else m['der'])}"
                              for s, m in res["per_speaker"].items())
         lines.append(f"| {name} | {res['data_split']} | {res['task']} | {value} | {speakers} | {_row_cost(r)} |")
