@@ -4,8 +4,17 @@ import pytest
 import soundfile
 import torch
 
-from rnnlab.data.audio import (FeatureConfig, features, log_mel, mel_filterbank, mfcc, normalize, read_audio, resample,
-                               spec_augment)
+from rnnlab.data.audio import (
+    FeatureConfig,
+    features,
+    log_mel,
+    mel_filterbank,
+    mfcc,
+    normalize,
+    read_audio,
+    resample,
+    spec_augment,
+)
 from rnnlab.errors import DataError
 
 librosa = pytest.importorskip("librosa")

@@ -5,8 +5,15 @@ import soundfile
 import torch
 
 from rnnlab.data.audio import FeatureConfig, features
-from rnnlab.data.speech import (ConnectedConfig, connected_set, connected_utterance, encode_digits, load_fsdd,
-                                split_fsdd, training_table)
+from rnnlab.data.speech import (
+    ConnectedConfig,
+    connected_set,
+    connected_utterance,
+    encode_digits,
+    load_fsdd,
+    split_fsdd,
+    training_table,
+)
 from rnnlab.errors import DataError
 from rnnlab.models.acoustic import AcousticConfig, AcousticModel
 from rnnlab.tasks.speech import AugmentConfig, SpeechTask, digit_confusion, score
