@@ -21,6 +21,8 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Callable
 
+import torch
+
 from rnnlab.errors import ConfigError
 from rnnlab.nn import fastpath
 from rnnlab.nn.cells import GRUCell, LSTMCell, RNNCell
@@ -64,6 +66,15 @@ def register_kernels(cell_class: type, kernels: Kernels) -> None:
     KERNELS[cell_class] = kernels
 
 
+def tracing() -> bool:
+    """Whether a graph is being captured (``torch.jit.trace``, ``torch.compile``, ``torch.export``): the
+    hand-written kernels write into preallocated buffers, which graph capture cannot follow, so the
+    reference loop (plain differentiable ops) runs instead — same numbers, traceable."""
+    compiler = getattr(torch, "compiler", None)
+    return bool(torch.jit.is_tracing() or (compiler is not None and (
+        compiler.is_compiling() or getattr(compiler, "is_exporting", lambda: False)())))
+
+
 def choose_path(cell_class: type, *, backend: str = "auto", record: bool = False, regularized: bool = False,
                 projected: bool = False, allow_fast: bool = True, scan: str = "auto") -> str:
     """The path a layer of ``cell_class`` takes.
@@ -86,13 +97,16 @@ def choose_path(cell_class: type, *, backend: str = "auto", record: bool = False
         raise ConfigError(f"backend='fused' cannot run {why}; use backend='auto' or 'explicit'")
     if backend != "explicit" and fusable and not record:
         return "fused"
-    if allow_fast and not record and not projected and kernels.fast is not None:
+    if allow_fast and not record and not projected and kernels.fast is not None and not tracing():
         return "fast"
     return "unroll"
 
 
 def scan_method(scan: str, is_cuda: bool) -> str:
-    """``"auto"`` -> ``"log"`` on a GPU (Heinsen's log-space scan), ``"chunked"`` on a CPU (fastest there)."""
+    """``"auto"`` -> ``"log"`` on a GPU (Heinsen's log-space scan) and under graph capture (plain ops),
+    ``"chunked"`` on a CPU (fastest there)."""
     if scan not in SCANS:
         raise ConfigError(f"scan must be one of {SCANS}; got {scan!r}")
-    return scan if scan != "auto" else ("log" if is_cuda else "chunked")
+    if scan == "auto" and torch.onnx.is_in_onnx_export():
+        return "sequential"  # the TorchScript ONNX exporter has no logcumsumexp: the loop exports as plain ops
+    return scan if scan != "auto" else ("log" if is_cuda or tracing() else "chunked")

@@ -59,6 +59,7 @@ class _RecurrentLayer(StackedLayer):
         rinit.torch_uniform_(extras, self.hidden_size)
         self._cells_ready = True
         self._apply_init_rules()
+        self.bind_cells()
 
     # ----- parameters and cells ---------------------------------------------------------------
     def bound_cell(self, layer: int, direction: int):

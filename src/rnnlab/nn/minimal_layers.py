@@ -60,6 +60,7 @@ class _MinimalLayer(StackedLayer, torch.nn.Module):
                     tensor = torch.nn.Parameter(torch.empty(shape, device=device, dtype=dtype))
                     self.register_parameter(name + self.param_suffix(layer, direction), tensor)
         self.reset_parameters()
+        self.bind_cells()
 
     def reset_parameters(self) -> None:
         """PyTorch's recurrent-layer init: every tensor ~ U(-1/sqrt(H), 1/sqrt(H)); then ``forget_bias``.
@@ -106,9 +107,9 @@ class _MinimalLayer(StackedLayer, torch.nn.Module):
     def run_direction(self, cell: _MinimalCell, x: Tensor, h0: Tensor | None, lengths: Tensor | None,
                       reverse: bool, record: bool, path: str):
         """One layer and direction over ``x (T, B, F)`` -> ``(out (T, B, H), h_n (B, H), gates)``."""
-        if path == "unroll":
-            return unroll(cell, x, h0, lengths=lengths, reverse=reverse, record=record)
         method = scan_method(self.scan, x.is_cuda)
+        if path == "unroll" or method == "sequential":
+            return unroll(cell, x, h0, lengths=lengths, reverse=reverse, record=record)
         proj = cell.input_projection(x)  # (T, B, G*H): the only matrix product
         if reverse:  # scan each sequence backwards from its own last step
             proj = proj.flip(0) if lengths is None else reverse_padded(proj.transpose(0, 1), lengths).transpose(0, 1)

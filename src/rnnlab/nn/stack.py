@@ -89,13 +89,30 @@ class StackedLayer:
                 raise StateError(f"{name} must have the input's dtype {dtype}; got {part.dtype}")
         return tuple(parts) if len(parts) == 2 else parts[0]
 
+    def cell_at(self, layer: int, direction: int):
+        """The cell of ``(layer, direction)`` bound to this layer's tensors, built once and kept (outside
+        the module tree, so it adds nothing to ``state_dict``); rebuilt if a tensor was replaced.
+        Building modules inside ``forward`` is what ``torch.compile`` cannot trace."""
+        cache = self.__dict__.setdefault("_bound_cells", {})
+        cell = cache.get((layer, direction))
+        suffix = self.param_suffix(layer, direction)
+        if cell is None or any(getattr(self, name + suffix) is not tensor for name, tensor in cell._parameters.items()):
+            cell = cache[(layer, direction)] = self.bound_cell(layer, direction)
+        return cell
+
+    def bind_cells(self) -> None:
+        """Build every (layer, direction) cell now, so that ``forward`` only looks them up."""
+        for layer in range(self.num_layers):
+            for direction in range(self.num_directions):
+                self.cell_at(layer, direction)
+
     def _state_at(self, hx, index: int):
         if hx is None:
             return None
         return tuple(part[index] for part in hx) if isinstance(hx, tuple) else hx[index]
 
     # ----- forward ----------------------------------------------------------------------------
-    def forward(self, input, hx=None, *, lengths=None, record: bool = False):
+    def forward(self, input, hx=None, lengths=None, record: bool = False):
         """``(output, h_n)``, or ``(output, h_n, record)`` with ``record[layer][direction][gate]``.
 
         ``input (T, B, F)`` / ``(B, T, F)`` with ``batch_first`` / unbatched ``(T, F)`` / a
@@ -134,7 +151,7 @@ class StackedLayer:
             outputs, layer_records = [], []
             for direction in range(self.num_directions):
                 state = self._state_at(hx, layer * self.num_directions + direction)
-                out, state, gates = self.run_direction(self.bound_cell(layer, direction), layer_input, state,
+                out, state, gates = self.run_direction(self.cell_at(layer, direction), layer_input, state,
                                                        lengths, direction == 1, record, path)
                 outputs.append(out)
                 finals.append(state)
