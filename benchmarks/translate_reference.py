@@ -157,12 +157,14 @@ def main() -> None:
         module.load_state_dict(state)
     texts = translate(encoder, decoder, [s for s, _ in test], src_index, tgt_words, length)
     scores = bleu_chrf(texts, [[" ".join(r) for r in refs] for _, refs in test])
+    scores["bleu_first_reference"] = bleu_chrf(texts, [[" ".join(refs[0])] for _, refs in test])["bleu"]
     result = {"model": f"tutorial GRU {args.hidden} + Bahdanau (plain PyTorch)", "train_cpu_s": cpu_s,
               "train_wall_s": wall_s, "epochs": len(history), "best_valid_bleu": best[0],
               "parameters": sum(p.numel() for m in (encoder, decoder) for p in m.parameters()),
               "test_sources": len(test), "test_references": sum(len(r) for _, r in test),
               "max_length": length, "load_average": os.getloadavg(),
-              **{k: scores[k] for k in ("bleu", "chrf", "bleu_signature", "chrf_signature")}, "history": history}
+              **{k: scores[k] for k in ("bleu", "chrf", "bleu_signature", "chrf_signature", "bleu_first_reference")},
+              "translations": texts, "history": history}
     Path(args.out).parent.mkdir(parents=True, exist_ok=True)
     Path(args.out).write_text(json.dumps(result, indent=1))
     print(f"test BLEU {scores['bleu']:.2f} chrF {scores['chrf']:.2f} after {cpu_s:.0f} CPU-s ({len(history)} epochs)")

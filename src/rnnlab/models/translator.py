@@ -55,6 +55,8 @@ class TranslatorConfig:
     input_feed: bool = option(True, "feed the previous attentional vector into the next decoder step (Luong)")
     dropout: float = option(0.2, "dropout on embeddings, between layers and before the output", min=0.0, max=1.0,
                             max_open=True)
+    word_dropout: float = option(0.0, "training only: each source word's embedding is zeroed with this probability "
+                                      "(Sennrich & Zhang 2019)", min=0.0, max=1.0, max_open=True)
     tie: bool = option(False, "tie the decoder's embedding and output matrix (readout size = embed)")
     reverse_source: bool | None = option(None, "read the source reversed (default: only without attention)")
 
@@ -123,7 +125,10 @@ class Translator(nn.Module):
             raise InputShapeError(f"source must be int64 ids of shape (B, S); got {tuple(source.shape)} {source.dtype}")
         lengths = check_lengths(lengths, source.shape[0], source.shape[1])
         x = reverse_padded(source, lengths) if self.reverse_source else source
-        outputs, final = self.encoder(self.drop(self.source_embedding(x)), lengths=lengths)  # (B, S, H)
+        embedded = self.source_embedding(x)  # (B, S, E)
+        if self.training and self.config.word_dropout > 0:
+            embedded = embedded * (torch.rand(x.shape, device=x.device) >= self.config.word_dropout).unsqueeze(-1)
+        outputs, final = self.encoder(self.drop(embedded), lengths=lengths)  # (B, S, H)
         if self.reverse_source:
             outputs = reverse_padded(outputs, lengths)  # memory in source order
         mask = lengths_to_mask(lengths, source.shape[1]).to(source.device)

@@ -195,6 +195,8 @@ def evaluate_run(run_dir, split: str = "test", search: SearchConfig | None = Non
     best = decoded[f"beam{search.beam}"]
     summary = {name: {k: s[k] for k in ("bleu", "chrf", "bleu_signature", "chrf_signature", "wall_s", "cpu_s")}
                for name, s in decoded.items()}
+    for name, s in decoded.items():  # the first reference only: comparable with single-reference reports
+        summary[name]["bleu_first_reference"] = bleu_chrf(s["texts"], [[" ".join(refs[0])] for _, refs in groups])["bleu"]
     buckets = {name: _bucket_scores(groups, s["texts"]) for name, s in decoded.items()}
     samples = []
     for i in range(min(SAMPLES, len(groups))):
