@@ -12,7 +12,11 @@ from rnnlab.nn.minimal_layers import MinGRU, MinLSTM
 
 @pytest.mark.parametrize("layer, record, expected", [
     (lambda: rnnlab.LSTM(3, 4), False, "fused"),
-    (lambda: rnnlab.LSTM(3, 4), True, "unroll"),
+    (lambda: rnnlab.LSTM(3, 4), True, "rebuild"),  # fused outputs, gates rebuilt at once
+    (lambda: rnnlab.LSTM(3, 4, backend="explicit"), True, "unroll"),
+    (lambda: rnnlab.LSTM(3, 4, cell="peephole"), True, "unroll"),
+    (lambda: rnnlab.LSTM(3, 4, zoneout=0.1), True, "unroll"),
+    (lambda: rnnlab.GRU(3, 4), True, "rebuild"),
     (lambda: rnnlab.LSTM(3, 4, backend="explicit"), False, "fast"),
     (lambda: rnnlab.LSTM(3, 4, cell="peephole"), False, "fast"),
     (lambda: rnnlab.LSTM(3, 4, cell="layernorm"), False, "fast"),
@@ -23,6 +27,7 @@ from rnnlab.nn.minimal_layers import MinGRU, MinLSTM
     (lambda: rnnlab.GRU(3, 4), False, "fused"),
     (lambda: rnnlab.GRU(3, 4, backend="explicit"), False, "unroll"),
     (lambda: rnnlab.RNN(3, 4, backend="explicit"), True, "unroll"),
+    (lambda: rnnlab.RNN(3, 4), True, "rebuild"),
     (lambda: MinGRU(3, 4), False, "scan"),
     (lambda: MinLSTM(3, 4), True, "scan"),
     (lambda: MinGRU(3, 4, scan="sequential"), False, "unroll"),
@@ -47,8 +52,9 @@ def test_a_subclassed_cell_gets_only_the_reference_loop():
 
 
 def test_fused_backend_refuses_what_it_cannot_compute():
+    assert choose_path(LSTMCell, backend="fused", record=True) == "rebuild"  # recording no longer needs unrolling
     with pytest.raises(ConfigError, match="gate recording"):
-        choose_path(LSTMCell, backend="fused", record=True)
+        choose_path(LSTMCell, backend="fused", record=True, projected=True)
     with pytest.raises(ConfigError, match="zoneout"):
         choose_path(LSTMCell, backend="fused", regularized=True)
     with pytest.raises(ConfigError, match="backend must be one of"):

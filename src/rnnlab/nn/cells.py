@@ -232,10 +232,14 @@ class LSTMCell(RecurrentCell):
         bias = self.bias_ih + self.bias_hh if self.bias else None
         return F.linear(x, self.weight_ih, bias)  # (..., 4H)
 
+    def gate_activations(self, x_proj: Tensor, h_prev: Tensor) -> tuple[Tensor, Tensor, Tensor, Tensor]:
+        """``i, f, g, o`` (each ``(B, H)``) from the projected input and ``h_{t-1}`` alone."""
+        z_i, z_f, z_g, z_o = torch.addmm(x_proj, h_prev, self.weight_hh.t()).chunk(4, dim=1)  # each (B, H)
+        return torch.sigmoid(z_i), torch.sigmoid(z_f), torch.tanh(z_g), torch.sigmoid(z_o)
+
     def recurrence(self, x_proj: Tensor, state, record: bool = False):
         h_prev, c_prev = state
-        z_i, z_f, z_g, z_o = torch.addmm(x_proj, h_prev, self.weight_hh.t()).chunk(4, dim=1)  # each (B, H)
-        i, f, g, o = torch.sigmoid(z_i), torch.sigmoid(z_f), torch.tanh(z_g), torch.sigmoid(z_o)
+        i, f, g, o = self.gate_activations(x_proj, h_prev)
         c = f * c_prev + i * g
         h = o * torch.tanh(c)
         if self.proj_size:

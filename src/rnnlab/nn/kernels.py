@@ -9,6 +9,8 @@ path        what runs                                                           
 ``fast``    the explicit equations as one autograd node with a hand-written        LSTM, peephole, layer-norm
             backward (:mod:`rnnlab.nn.fastpath`)
 ``scan``    a parallel scan of a linear recurrence (:mod:`rnnlab.nn.scan`)         minGRU, minLSTM
+``rebuild`` gates recorded at fused speed: the fused kernel for the outputs, then  LSTMCell, GRUCell, RNNCell
+            every gate at once (:mod:`rnnlab.nn.rebuild`)
 ``unroll``  the cell stepped by :func:`rnnlab.nn.unroll.unroll`: the reference     every cell
 ==========  ====================================================================  ==========================
 
@@ -27,11 +29,12 @@ from rnnlab.errors import ConfigError
 from rnnlab.nn import fastpath
 from rnnlab.nn.cells import GRUCell, LSTMCell, RNNCell
 from rnnlab.nn.minimal import MinGRUCell, MinLSTMCell
+from rnnlab.nn.rebuild import record_fused
 from rnnlab.nn.variants import LayerNormLSTMCell, PeepholeLSTMCell
 
 __all__ = ["Kernels", "KERNELS", "PATHS", "SCANS", "kernels_for", "register_kernels", "choose_path", "scan_method"]
 
-PATHS = ("fused", "fast", "scan", "unroll")
+PATHS = ("fused", "fast", "scan", "rebuild", "unroll")
 BACKENDS = ("auto", "fused", "explicit")
 SCANS = ("auto", "chunked", "log", "sequential")
 
@@ -43,14 +46,15 @@ class Kernels:
     fused: bool = False                # torch.nn's kernel computes exactly this cell
     fast: Callable | None = None       # fast(cell, inputs (T,B,F), state, *, lengths, reverse, drop, zone_h, zone_c)
     scan: bool = False                 # h_t = a_t h_{t-1} + b_t with gates from x_t only: parallel scan
+    rebuild: Callable | None = None    # record gates from the fused outputs: rebuild(cell, inputs, state, *, lengths, reverse)
 
 
 KERNELS: dict[type, Kernels] = {
-    LSTMCell: Kernels(fused=True, fast=fastpath.run_lstm),
+    LSTMCell: Kernels(fused=True, fast=fastpath.run_lstm, rebuild=record_fused),
     PeepholeLSTMCell: Kernels(fast=fastpath.run_lstm),
     LayerNormLSTMCell: Kernels(fast=fastpath.run_layernorm_lstm),
-    GRUCell: Kernels(fused=True),
-    RNNCell: Kernels(fused=True),
+    GRUCell: Kernels(fused=True, rebuild=record_fused),
+    RNNCell: Kernels(fused=True, rebuild=record_fused),
     MinGRUCell: Kernels(scan=True),
     MinLSTMCell: Kernels(scan=True),
 }
@@ -79,8 +83,9 @@ def choose_path(cell_class: type, *, backend: str = "auto", record: bool = False
                 projected: bool = False, allow_fast: bool = True, scan: str = "auto") -> str:
     """The path a layer of ``cell_class`` takes.
 
-    ``backend``: ``"auto"`` takes ``fused`` whenever it computes the same thing (no recording, no
-    recurrent dropout/zoneout), else the fastest explicit path; ``"fused"`` insists (and raises when it
+    ``backend``: ``"auto"`` takes ``fused`` whenever it computes the same thing (no recurrent
+    dropout/zoneout; with recording, ``rebuild``: fused outputs, gates rebuilt at once), else the
+    fastest explicit path; ``"fused"`` insists (and raises when it
     cannot); ``"explicit"`` never takes ``fused``. ``record`` (gates per step) needs ``unroll`` or
     ``scan``; ``projected`` (LSTM ``proj_size``) has no fast loop; ``scan="sequential"`` asks a scan
     cell for the reference loop.
@@ -91,6 +96,9 @@ def choose_path(cell_class: type, *, backend: str = "auto", record: bool = False
     if kernels.scan:
         return "unroll" if scan == "sequential" else "scan"
     fusable = kernels.fused and not regularized
+    if record and fusable and not projected and kernels.rebuild is not None and backend != "explicit" \
+            and allow_fast and not tracing():
+        return "rebuild"
     if backend == "fused" and (record or not fusable):
         why = "gate recording" if record else (
             "recurrent dropout or zoneout" if regularized else f"the {cell_class.__name__} cell")

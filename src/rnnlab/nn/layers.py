@@ -94,7 +94,7 @@ class _RecurrentLayer(StackedLayer):
 
     # ----- paths ------------------------------------------------------------------------------
     def path(self, record: bool = False) -> str:
-        """``"fused"``, ``"fast"`` or ``"unroll"`` for this call (:func:`rnnlab.nn.kernels.choose_path`)."""
+        """``"fused"``, ``"fast"``, ``"rebuild"`` or ``"unroll"`` for this call (:func:`rnnlab.nn.kernels.choose_path`)."""
         return choose_path(self.cell_class, backend=self.backend, record=record,
                            regularized=bool(self.recurrent_dropout or any(self.zoneout)),
                            projected=bool(getattr(self, "proj_size", 0)), allow_fast=self.use_fastpath)
@@ -117,6 +117,8 @@ class _RecurrentLayer(StackedLayer):
         if self.recurrent_dropout or any(self.zoneout):
             masks = draw_masks(self.recurrent_dropout, self.zoneout, self.training, inputs.shape[0], inputs.shape[1],
                                self.hidden_size, inputs)
+        if path == "rebuild":
+            return kernels_for(self.cell_class).rebuild(cell, inputs, state, lengths=lengths, reverse=reverse)
         if path == "fast":
             out, state = kernels_for(self.cell_class).fast(cell, inputs, state, lengths=lengths, reverse=reverse,
                                                            drop=masks[0], zone_h=masks[1], zone_c=masks[2])
