@@ -132,3 +132,7 @@ def test_saved_run_forecasts_with_the_chosen_baseline(tmp_path):
                                rtol=1e-5)
     table, _, _, used = predict_run(tmp_path / "run", csv, use="recurrent", out_csv=tmp_path / "r.csv")
     assert used == "recurrent" and not np.allclose(table["y"].to_numpy(), pattern, rtol=1e-2)
+    from rnnlab.analysis.report import build_report
+
+    html = build_report(tmp_path / "run").read_text()
+    assert "Forecast choice" in html and "seasonal_naive (chosen)" in html and "Forecast used: seasonal_naive" in html

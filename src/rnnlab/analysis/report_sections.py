@@ -245,7 +245,9 @@ def _forecast_history(run_dir: Path, keep: int):
 
 def forecast_section(page: Page, run_dir: Path, info: dict, prefix: str = "") -> None:
     """``forecast.csv`` as ``rnnlab forecast predict`` writes it: ``time``, one column per target and, for
-    probabilistic models, ``<target>_lower`` / ``<target>_upper``; history from the run's own series."""
+    probabilistic models, ``<target>_lower`` / ``<target>_upper``; history from the run's own series.
+    Before it, the run's choice of forecast (run.json ``choice``) and every candidate's scores."""
+    _forecast_choice(page, info, prefix)
     rows = read_csv(run_dir / "forecast.csv")
     if not rows:
         return
@@ -274,10 +276,58 @@ def forecast_section(page: Page, run_dir: Path, info: dict, prefix: str = "") ->
     page.add(f"{prefix}forecast", "Forecast", note + '<div class="grid">' + "".join(charts) + "</div>")
 
 
+def _forecast_choice(page: Page, info: dict, prefix: str) -> None:
+    """run.json ``choice`` (:mod:`rnnlab.runs.model_choice`): the forecast used, why, and the scores."""
+    choice = info.get("choice")
+    if not isinstance(choice, dict) or not isinstance(choice.get("validation"), dict):
+        return
+    results = info.get("results") if isinstance(info.get("results"), dict) else {}
+    chosen = str(choice.get("chosen"))
+    rows = []
+    for name, scores in choice["validation"].items():
+        test = results.get("model" if name == "recurrent" else name) or {}
+        fmt = [number(scores.get("mase")), number(scores.get("smape")), number(test.get("mase")),
+               number(test.get("smape"))]
+        rows.append([name + (" (chosen)" if name == chosen else "")]
+                    + ["-" if v is None else f"{v:.3f}" for v in fmt])
+    used = chosen if chosen != "ensemble" else f"ensemble = (recurrent + {choice.get('ensemble_with')}) / 2"
+    note = (f'<p class="note"><b>Forecast used: {escape(used)}</b> — {escape(str(choice.get("reason", "")))}, on '
+            f'{escape(str(choice.get("windows", "?")))} validation windows. <code>rnnlab forecast predict</code> uses '
+            f"it (<code>--use</code> to override). MASE: mean absolute error over the in-sample MAE of the seasonal "
+            f"naive forecast on the training rows (below 1: better than that). The test columns were not used for "
+            f"the choice.</p>")
+    page.add(f"{prefix}choice", "Forecast choice",
+             note + table(["candidate", "valid MASE", "valid sMAPE", "test MASE", "test sMAPE"], rows))
+
+
 # ----------------------------------------------------------------------------- classification
+def _classify_recipe(page: Page, info: dict, prefix: str) -> None:
+    """run.json ``recipe`` (:mod:`rnnlab.runs.classify_recipe`): the configuration chosen and why, and
+    the cross-validation curve when the epoch budget came from it."""
+    recipe = info.get("recipe")
+    if not isinstance(recipe, dict):
+        return
+    augment = recipe.get("augment") if isinstance(recipe.get("augment"), dict) else {}
+    rows = [["epoch budget", f"{recipe.get('epoch_choice')}: {recipe.get('epoch_choice_why', '')}"],
+            ["epochs", str(recipe.get("epochs_why", recipe.get("epochs", "")))],
+            ["length", str(recipe.get("downsample_why", ""))],
+            ["normalisation", str(recipe.get("normalisation", ""))],
+            ["augmentation", ", ".join(f"{k} {v}" for k, v in augment.items()) or "none"]]
+    html = table(["what", "chosen, and why"], rows)
+    cv = recipe.get("cv")
+    if isinstance(cv, dict) and isinstance(cv.get("accuracy"), list):
+        epochs = list(range(1, len(cv["accuracy"]) + 1))
+        html += page.chart({"title": f"{cv.get('folds')}-fold cross-validation on the training set",
+                            "xlabel": "epoch", "ylabel": "held-out accuracy",
+                            "series": [{"name": "held-out accuracy (pooled over folds)", "x": epochs,
+                                        "y": [number(v) for v in cv["accuracy"]]}]})
+    page.add(f"{prefix}recipe", "Classifier recipe", html)
+
+
 def confusion_section(page: Page, run_dir: Path, info: dict, prefix: str = "") -> None:
     """run.json ``results.confusion`` (rows: true class, columns: predicted) with ``class_names``, as a
-    table shaded by each row's share, plus per-class recall."""
+    table shaded by each row's share, plus per-class recall. Before it, the recipe (run.json ``recipe``)."""
+    _classify_recipe(page, info, prefix)
     results = info.get("results") if isinstance(info.get("results"), dict) else {}
     matrix, names = results.get("confusion"), results.get("class_names")
     if not (isinstance(matrix, list) and matrix and all(isinstance(r, list) and len(r) == len(matrix) for r in matrix)):

@@ -54,10 +54,21 @@ def run_train(args: argparse.Namespace) -> int:
         print(f"features: {', '.join(train.feature_names)}" + (f" ({note}; name columns with --features to choose)"
                                                                 if note else ""))
     results = train_run(args.out, train, test, c.model_options(), train_config, valid_fraction=c.valid_fraction,
-                        batch_size=c.batch_size, command=command_line(), source=c.csv or BUILTIN)
+                        batch_size=c.batch_size, command=command_line(), source=c.csv or BUILTIN,
+                        on_recipe=_print_recipe, **c.recipe_options())
+    where = f"; confusion matrix in {args.out}/confusion.png" if "confusion" in results else ""
     print(f"{results['split']} accuracy {results['accuracy']:.4f} on {results['n']} sequences "
-          f"({results['epochs']} epochs, {results['train_wall_s']:.0f} s); confusion matrix in {args.out}/confusion.png")
+          f"({results['epochs']} epochs, {results['train_wall_s']:.0f} s){where}")
     return 0
+
+
+def _print_recipe(recipe: dict) -> None:
+    print(f"epochs: {recipe['epoch_choice']} ({recipe['epoch_choice_why']})")
+    print(f"  {recipe['epochs_why']}")
+    print(f"length: {recipe['downsample_why']}")
+    augment = recipe["augment"]
+    if augment["jitter"] or augment["scaling"]:
+        print(f"augmentation: jitter {augment['jitter']}, scaling {augment['scaling']}")
 
 
 def run_predict(args: argparse.Namespace) -> int:

@@ -1,9 +1,12 @@
 """Sequence-classification runs end to end: what ``rnnlab classify train`` / ``predict`` call.
 
 Data: JapaneseVowels from the optional ``aeon`` wheel (``source="japanese-vowels"``), or a
-long-format CSV (one row per step: sequence id, label, features). A validation set for early
-stopping is held out of the training sequences (``valid_fraction``, chosen at random with the
-seed); the test set is never used for any choice. Run directory::
+long-format CSV (one row per step: sequence id, label, features). The recipe adapts to the data
+(:mod:`rnnlab.runs.classify_recipe`): below 200 training sequences the epoch budget is chosen by
+k-fold cross-validation on the training set, then the model is trained on all of it; from 200 on, a
+validation set for early stopping is held out (``valid_fraction``, chosen at random with the seed).
+Sequences longer than 400 steps are shortened by block means. The test set is never used for any
+choice. run.json "recipe" says what was chosen and why. Run directory::
 
     RUN/run.json        config + "results" (test accuracy, confusion matrix, wall time)
     RUN/ckpt-*/         weights + model.json + classify.json (class names, feature scaling)
@@ -13,7 +16,7 @@ from __future__ import annotations
 
 import json
 import time
-from dataclasses import asdict, dataclass
+from dataclasses import asdict, dataclass, replace
 from pathlib import Path
 
 import numpy as np
@@ -29,6 +32,14 @@ from rnnlab.io import atomic_write_text, check_new_file
 from rnnlab.models.classifier import POOLING, ClassifierConfig, SequenceClassifier
 from rnnlab.nn import RECURRENT
 from rnnlab.rundir import CLASSIFY_SPEC, discard_unstarted, prepare_run_dir, update_run_json
+from rnnlab.runs.classify_recipe import (
+    EPOCH_CHOICES,
+    SMALL,
+    cross_validate_epochs,
+    downsampled,
+    resolve_epoch_choice,
+    resolve_stride,
+)
 from rnnlab.tasks.classify import ClassifyTask
 from rnnlab.train import TrainConfig, Trainer, seed_everything
 
@@ -58,6 +69,19 @@ class ClassifyRunConfig:
     patience: int = option(8, "early stop after this many epochs without a better validation loss", min=1)
     valid_fraction: float = option(0.15, "share of training sequences held out for early stopping", min=0.0,
                                    max=1.0, min_open=True, max_open=True)
+    epoch_choice: str = option("auto", "epoch budget by k-fold cross-validation on the training set, or early "
+                                       "stopping on a held-out split", choices=EPOCH_CHOICES,
+                               default_text=f"auto: cv below {SMALL} training sequences, else early-stop")
+    folds: int = option(5, "cross-validation folds (--epoch-choice cv)", min=2)
+    downsample: int | None = option(None, "average every N steps into one (1 = full length)", min=1,
+                                    default_text="auto: sequences over 400 steps shortened to about 200")
+    jitter: float = option(0.0, "augmentation: std of Gaussian noise added to the standardised features", min=0.0)
+    scaling: float = option(0.0, "augmentation: std of a random scale factor (around 1) per sequence and channel",
+                            min=0.0)
+
+    def recipe_options(self) -> dict:
+        return dict(epoch_choice=self.epoch_choice, folds=self.folds, stride=self.downsample, jitter=self.jitter,
+                    scaling=self.scaling)
 
     def model_options(self) -> dict:
         return dict(cell=self.cell, hidden_size=self.hidden, num_layers=self.layers, dropout=self.dropout,
@@ -80,42 +104,83 @@ def load_sets(source: str = BUILTIN, *, csv=None, test_csv=None, id_col="id", la
 
 
 def train_run(out, train: SequenceSet, test: SequenceSet | None, model_config: dict, train_config: TrainConfig,
-              *, valid_fraction: float = 0.15, batch_size: int = 32, command: str = "", source: str = "") -> dict:
-    """Train into ``out``; return test accuracy and confusion matrix (or validation, without a test set)."""
+              *, valid_fraction: float = 0.15, batch_size: int = 32, command: str = "", source: str = "",
+              epoch_choice: str = "auto", folds: int = 5, stride: int | None = None, jitter: float = 0.0,
+              scaling: float = 0.0, on_recipe=None) -> dict:
+    """Train into ``out``; return test accuracy and confusion matrix (without a test set: the validation
+    split's, or the cross-validated accuracy). ``on_recipe(recipe)`` is called once the recipe is fixed,
+    before the (long) training, e.g. to print it."""
     if not 0 < valid_fraction < 1:
         raise DataError(f"valid_fraction must be in (0, 1); got {valid_fraction}")
     if len(train) < 2:
         raise DataError(f"training needs at least 2 sequences (one to train on, one to validate); got {len(train)}")
-    order = np.random.default_rng(train_config.seed).permutation(len(train))
-    n_valid = min(max(1, int(round(valid_fraction * len(train)))), len(train) - 1)
-    splits = {"train": train.subset(np.sort(order[n_valid:])), "valid": train.subset(np.sort(order[:n_valid]))}
+    mode, mode_why = resolve_epoch_choice(epoch_choice, len(train))
+    if mode == "cv" and len(train) < folds:
+        raise DataError(f"{folds}-fold cross-validation needs at least {folds} training sequences; got {len(train)} "
+                        f"(lower --folds)")
+    stride, stride_why = resolve_stride([len(s) for s in train.sequences], stride)
+    train = downsampled(train, stride)
+    test = downsampled(test, stride) if test is not None else None
+    if mode == "cv":
+        splits = {"train": train, "valid": train}  # "valid" only logs the training fit; nothing stops on it
+    else:
+        order = np.random.default_rng(train_config.seed).permutation(len(train))
+        n_valid = min(max(1, int(round(valid_fraction * len(train)))), len(train) - 1)
+        splits = {"train": train.subset(np.sort(order[n_valid:])), "valid": train.subset(np.sort(order[:n_valid]))}
     if test is not None:
         splits["test"] = test
     config = ClassifierConfig(n_features=train.n_features, n_classes=len(train.class_names), **model_config)
+    recipe = {"epoch_choice": mode, "epoch_choice_why": mode_why, "downsample": stride, "downsample_why": stride_why,
+              "normalisation": "per channel: mean and std over every step of the training sequences",
+              "augment": {"jitter": jitter, "scaling": scaling}}
     run = prepare_run_dir(out, kind="classify", command=command,
                           config={"model": asdict(config), "train": asdict(train_config), "source": source,
                                   "valid_fraction": valid_fraction, "batch_size": batch_size,
-                                  "features": list(train.feature_names), "excluded_columns": train.excluded})
+                                  "features": list(train.feature_names), "excluded_columns": train.excluded,
+                                  "epoch_choice": epoch_choice, "folds": folds, "jitter": jitter, "scaling": scaling},
+                          recipe=recipe)
+    started = time.perf_counter()
     try:  # a failure while setting up leaves no run directory behind
+        if mode == "cv":
+            cv = cross_validate_epochs(train, model_config, train_config, folds=folds, batch_size=batch_size,
+                                       jitter=jitter, scaling=scaling, progress=train_config.progress)
+            recipe.update(epochs=cv["epochs"], cv=cv, epochs_why=(
+                f"{cv['folds']}-fold cross-validation over {train_config.max_epochs} epochs: held-out accuracy "
+                f"{cv['cv_accuracy']:.3f} after {cv['epochs']} epochs; then trained on all {len(train)} "
+                f"training sequences for {cv['epochs']} epochs"))
+            train_config = replace(train_config, max_epochs=cv["epochs"], patience=None, restore_best=False)
+        else:
+            recipe["epochs_why"] = (f"early stopping on {len(splits['valid'])} held-out sequences (patience "
+                                    f"{train_config.patience}, at most {train_config.max_epochs} epochs)")
+        update_run_json(run, recipe=recipe)
+        if on_recipe is not None:
+            on_recipe(recipe)
         seed_everything(train_config.seed)
         model = SequenceClassifier(config)
-        task = ClassifyTask(splits, *feature_stats(splits["train"]), batch_size=batch_size, seed=train_config.seed)
+        task = ClassifyTask(splits, *feature_stats(train if mode == "cv" else splits["train"]),
+                            batch_size=batch_size, seed=train_config.seed, jitter=jitter, scaling=scaling,
+                            stride=stride)
         trainer = Trainer(model, task, train_config, run_dir=run)
     except BaseException:
         discard_unstarted(run)
         raise
-    started = time.perf_counter()
     summary = trainer.fit()
     wall = time.perf_counter() - started
-    split = "test" if test is not None else "valid"
-    logits, labels = task.predict(model, split)
-    predicted = logits.argmax(axis=1)
-    matrix = metrics.confusion_matrix(labels, predicted, len(train.class_names))
-    results = {"split": split, "accuracy": metrics.accuracy(labels, predicted), "n": int(len(labels)),
-               "confusion": matrix.tolist(), "class_names": train.class_names, "train_wall_s": round(wall, 1),
-               "epochs": summary["epochs"]}
+    results = {"class_names": train.class_names, "train_wall_s": round(wall, 1), "epochs": summary["epochs"]}
+    if test is None and mode == "cv":  # no held-out data besides the folds: report their estimate
+        results.update(split="cross-validation", accuracy=recipe["cv"]["cv_accuracy"], n=len(train))
+    else:
+        split = "test" if test is not None else "valid"
+        logits, labels = task.predict(model, split)
+        predicted = logits.argmax(axis=1)
+        matrix = metrics.confusion_matrix(labels, predicted, len(train.class_names))
+        results.update(split=split, accuracy=metrics.accuracy(labels, predicted), n=int(len(labels)),
+                       confusion=matrix.tolist())
     update_run_json(run, results=results, training=summary)
-    save_png(confusion_figure(matrix, train.class_names, title=f"{split} accuracy {results['accuracy']:.3f}"),
+    if "confusion" not in results:
+        return results
+    save_png(confusion_figure(np.array(results["confusion"]), train.class_names,
+                              title=f"{results['split']} accuracy {results['accuracy']:.3f}"),
              run / "confusion.png")
     return results
 
@@ -130,6 +195,7 @@ def predict_run(run_dir, data: SequenceSet, *, out_csv=None, labelled: bool = Tr
     if data.n_features != model.config.n_features:
         raise DataError(f"the classifier was trained on {model.config.n_features} features; the data has "
                         f"{data.n_features}")
+    data = downsampled(data, spec.get("stride", 1))  # as in training
     task = ClassifyTask({"data": data}, spec["mean"], spec["std"], batch_size=256)
     logits, labels = task.predict(model, "data")
     predicted = logits.argmax(axis=1)

@@ -1,4 +1,5 @@
-"""Sequence classification as a trainer task: cross-entropy over padded variable-length batches."""
+"""Sequence classification as a trainer task: cross-entropy over padded variable-length batches,
+optionally augmented (:func:`rnnlab.data.augment.augment`: jitter, scaling) in training only."""
 from __future__ import annotations
 
 import json
@@ -8,6 +9,7 @@ import torch
 import torch.nn.functional as F
 
 from rnnlab import metrics
+from rnnlab.data.augment import augment
 from rnnlab.data.labelled_sequences import SequenceSet, pad
 from rnnlab.rundir import CLASSIFY_SPEC
 
@@ -21,9 +23,13 @@ class ClassifyTask:
 
     item_name = "seq"
 
-    def __init__(self, splits: dict[str, SequenceSet], mean, std, *, batch_size: int = 32, seed: int = 0):
+    def __init__(self, splits: dict[str, SequenceSet], mean, std, *, batch_size: int = 32, seed: int = 0,
+                 jitter: float = 0.0, scaling: float = 0.0, stride: int = 1):
         self.splits, self.mean, self.std = splits, np.asarray(mean), np.asarray(std)
         self.batch_size, self.seed = batch_size, seed
+        self.jitter, self.scaling = jitter, scaling
+        self.stride = stride  # the downsampling the sequences went through (saved so predict does the same)
+        self.history: list[dict] = []  # every evaluation, in order (the cross-validation reads it)
 
     def batches(self, split: str, order=None):
         data = self.splits[split]
@@ -34,7 +40,10 @@ class ClassifyTask:
 
     def train_batches(self, epoch: int):
         order = np.random.default_rng((self.seed, epoch)).permutation(len(self.splits["train"]))
-        return self.batches("train", order)
+        if not (self.jitter or self.scaling):
+            return self.batches("train", order)
+        rng = np.random.default_rng((self.seed, epoch, 1))  # its own stream: same order with or without
+        return (augment(batch, rng, jitter=self.jitter, scaling=self.scaling) for batch in self.batches("train", order))
 
     def num_batches(self, epoch: int) -> int:
         return -(-len(self.splits["train"]) // self.batch_size)
@@ -57,10 +66,12 @@ class ClassifyTask:
     def evaluate(self, model, split: str) -> dict[str, float]:
         logits, labels = self.predict(model, split)
         loss = F.cross_entropy(torch.from_numpy(logits), torch.from_numpy(labels)).item()
-        return {"loss": loss, "accuracy": metrics.accuracy(labels, logits.argmax(axis=1))}
+        found = {"loss": loss, "accuracy": metrics.accuracy(labels, logits.argmax(axis=1))}
+        self.history.append({"split": split, **found})
+        return found
 
     def checkpoint_files(self) -> dict[str, str]:
         train = self.splits["train"]
         spec = {"class_names": train.class_names, "mean": self.mean.tolist(), "std": self.std.tolist(),
-                "features": list(train.feature_names)}
+                "features": list(train.feature_names), "stride": self.stride}
         return {CLASSIFY_SPEC: json.dumps(spec, indent=1)}
