@@ -26,6 +26,7 @@ COMMAND_MODULES = [
     "rnnlab.commands.forecast",
     "rnnlab.commands.classify",
     "rnnlab.commands.evaluate",
+    "rnnlab.commands.export",
     "rnnlab.commands.translate",
     "rnnlab.commands.caption",
     "rnnlab.commands.speech",

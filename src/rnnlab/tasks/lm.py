@@ -22,6 +22,7 @@ from rnnlab.data.text import Corpus, write_token_file
 from rnnlab.data.token_batches import ContiguousBatches, RandomWindows
 from rnnlab.data.tokenizer import Tokenizer, tokenizer_from_json
 from rnnlab.errors import DataError, RunDirError
+from rnnlab.models.quantize import quantize_int8
 from rnnlab.rundir import TOKENIZER
 
 
@@ -124,8 +125,11 @@ def level_metrics(loss: float, level: str) -> dict[str, float]:
     return {"ppl": math.exp(min(loss, 700.0))}
 
 
-def load_language_model(path, which: str = "best"):
-    """(model, tokenizer, checkpoint) from a run directory or checkpoint; checks they belong together."""
+def load_language_model(path, which: str = "best", *, int8: bool = False):
+    """(model, tokenizer, checkpoint) from a run directory or checkpoint; checks they belong together.
+
+    ``int8``: the model with int8 weights in its recurrent and linear layers (CPU inference only).
+    """
 
     checkpoint = load_checkpoint(path, which=which)
     if TOKENIZER not in checkpoint.files:
@@ -136,4 +140,5 @@ def load_language_model(path, which: str = "best"):
         raise RunDirError(f"tokenizer in {checkpoint.directory} has {tokenizer.vocab_size} tokens but the model "
                           f"expects {vocab}; they do not belong together")
     checkpoint.model.eval()
-    return checkpoint.model, tokenizer, checkpoint
+    model = quantize_int8(checkpoint.model) if int8 else checkpoint.model
+    return model, tokenizer, checkpoint
