@@ -17,8 +17,8 @@ from rnnlab.errors import ConfigError
 EVALUATORS = {
     "lm": "rnnlab.commands.lm:run_evaluate",
     "speech": "rnnlab.commands.speech:run_evaluate",
-    "translate": "rnnlab.commands.translate:run_evaluate",
     "caption": "rnnlab.commands.caption:run_evaluate",
+    "translate": "rnnlab.commands.translate:run_evaluate",
 }
 
 
@@ -32,6 +32,7 @@ def register(subparsers) -> None:
     ev.add_argument("--encoding-errors", choices=["strict", "replace"], default="strict",
                     help="undecodable UTF-8 in --data: strict = stop with file and byte offset; replace = U+FFFD")
     ev.add_argument("--batch-size", type=int, default=10, help="sequences scored at once (default: 10)")
+    ev.add_argument("--int8", action="store_true", help="score the int8 (dynamically quantised) model")
     ev.add_argument("--beam", type=int, default=None, help="beam size for jobs that decode (default: the job's own)")
     ev.set_defaults(func=run)
 
