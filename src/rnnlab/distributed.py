@@ -59,6 +59,15 @@ def all_reduce_sum(values: list[float], device: torch.device | str = "cpu") -> l
     return tensor.tolist()
 
 
+def all_gather(obj):
+    """Every process's ``obj`` as a list indexed by rank (``[obj]`` when not distributed); a collective."""
+    if not is_active():
+        return [obj]
+    gathered = [None] * dist.get_world_size()
+    dist.all_gather_object(gathered, obj)
+    return gathered
+
+
 def barrier() -> None:
     if is_active():
         dist.barrier()

@@ -48,7 +48,9 @@ evaluations without improvement. With ``restore_best`` the best weights are load
 Exact resume: the checkpoint holds weights, optimizer, schedule, counters, the data position
 (epoch, batch index), the carried state and the RNG states of python, numpy and torch, so
 ``fit(); interrupt; fit(resume=True)`` gives the same parameters as one uninterrupted ``fit()``
-(bit for bit on CPU). Under DDP only rank 0 writes, and other ranks' carried states are not saved.
+(bit for bit on CPU). Under DDP rank 0 writes, with every rank's carried state and RNG states, so a
+resume on the same number of processes is exact too; ranks agree on stopping and on time-based
+saves through the all-reduce each step already does.
 Ctrl-C finishes the current step, writes a checkpoint and raises :class:`TrainingInterrupted` (a
 KeyboardInterrupt that says where the checkpoint is). Besides evaluations, the latest state is saved
 every ``checkpoint_minutes`` of wall time, so a kill loses at most that much work. Resuming a run
@@ -186,7 +188,8 @@ class Trainer:
             self.run_dir.mkdir(parents=True, exist_ok=True)
         self.log = MetricsLog(self.run_dir / METRICS) if self.run_dir is not None and self.main else None
         self.writer = self._make_tensorboard() if config.tensorboard and self.main else None
-        self._stop_requested = False
+        self._stop_requested = self._stop_agreed = self._save_due = False
+        self._last_save = time.perf_counter()
 
     # ------------------------------------------------------------------ setup
     def _make_optimizer(self) -> torch.optim.Optimizer:
@@ -213,22 +216,31 @@ class Trainer:
 
     # ------------------------------------------------------------------ checkpoint state
     def state_dict(self) -> dict:
+        """Everything to continue exactly. Under DDP every rank's carried state and RNG states are
+        gathered (a collective: all ranks call this at the same step), so each resumes its own."""
+        mine = {"carried": to_device(self.carried, torch.device("cpu")), "rng": rng_state()}
+        ranks = dist.all_gather(mine)
         state = {"step": self.step, "epoch": self.epoch, "batch": self.batch, "lr": self.lr,
                  "best_loss": self.best_loss, "best_step": self.best_step, "bad_evals": self.bad_evals,
                  "plateau_bad": self.plateau_bad, "last_eval_step": self.last_eval_step,
-                 "elapsed_s": self.elapsed_s, "cpu_s": self.cpu_s, "optimizer": self.optimizer.state_dict(), "carried": self.carried,
-                 "rng": rng_state(), "config": asdict(self.config)}
+                 "elapsed_s": self.elapsed_s, "cpu_s": self.cpu_s, "optimizer": self.optimizer.state_dict(),
+                 "carried": ranks[0]["carried"], "rng": ranks[0]["rng"], "config": asdict(self.config)}
+        if len(ranks) > 1:
+            state["ranks"] = ranks
         if hasattr(self.task, "state_dict"):
             state["task"] = self.task.state_dict()
         return state
 
     def save(self, best: bool = False) -> None:
+        """Write a checkpoint (rank 0 writes; under DDP every rank must call this at the same step)."""
         self._last_save = time.perf_counter()
-        if self.run_dir is None or not self.main:
+        if self.run_dir is None:
+            return
+        state = self.state_dict()  # a collective under DDP
+        if not self.main:
             return
         files = self.task.checkpoint_files() if hasattr(self.task, "checkpoint_files") else {}
-        save_checkpoint(self.run_dir, self.model, step=self.step, training_state=self.state_dict(),
-                        files=files, best=best)
+        save_checkpoint(self.run_dir, self.model, step=self.step, training_state=state, files=files, best=best)
 
     def _restore(self) -> None:
         if self.run_dir is None:
@@ -245,7 +257,15 @@ class Trainer:
                     "last_eval_step", "elapsed_s", "cpu_s"):
             setattr(self, key, s[key])
         self._set_lr(s["lr"])
-        self.carried = to_device(s["carried"], self.device) if dist.world_size() == 1 else None
+        mine = s
+        if dist.world_size() > 1:
+            ranks = s.get("ranks")
+            if not ranks or len(ranks) != dist.world_size():
+                saved = len(ranks) if ranks else 1
+                raise ConfigError(f"cannot resume {self.run_dir} exactly on {dist.world_size()} processes: it was "
+                                  f"saved by {saved}; resume with the same number of processes")
+            mine = ranks[dist.rank()]
+        self.carried = to_device(mine["carried"], self.device)
         if "task" in s and hasattr(self.task, "load_state_dict"):
             self.task.load_state_dict(s["task"])
         if has_best(self.run_dir):  # a checkpoint saved before any evaluation is not "best"
@@ -253,7 +273,7 @@ class Trainer:
             self.best_weights = {k: v.clone() for k, v in best.model.state_dict().items()}
         if self.log is not None:
             self.log.truncate_after(self.step)
-        set_rng_state(s["rng"])  # last: nothing after this may draw random numbers
+        set_rng_state(mine["rng"])  # last: nothing after this may draw random numbers
 
     # ------------------------------------------------------------------ the loop
     def fit(self, resume: bool = False) -> dict:
@@ -298,11 +318,10 @@ class Trainer:
                         reason = "max_time"
                     elif c.max_cpu_s is not None and self.cpu_s >= c.max_cpu_s:
                         reason = "max_cpu"
-                    if self._stop_requested:
+                    if (self._stop_agreed if dist.is_active() else self._stop_requested):
                         self.save()
                         raise TrainingInterrupted(self.step, self.run_dir)
-                    if (c.checkpoint_minutes and self.run_dir is not None
-                            and time.perf_counter() - self._last_save >= 60 * c.checkpoint_minutes):
+                    if self._time_to_save():
                         self.save()
                     if reason in ("max_steps", "max_time", "max_cpu", "early_stop"):
                         break
@@ -328,6 +347,15 @@ class Trainer:
         return {"steps": self.step, "epochs": self.epoch, "stopped": reason, "best_valid_loss": self.best_loss,
                 "best_step": self.best_step, "wall_s": self.elapsed_s, "cpu_s": self.cpu_s}
 
+    def _time_to_save(self) -> bool:
+        """A time-based checkpoint is due (under DDP, rank 0's clock decides, agreed in the step's all-reduce)."""
+        if dist.is_active():
+            due, self._save_due = self._save_due, False
+            return due
+        c = self.config
+        return bool(c.checkpoint_minutes and self.run_dir is not None
+                    and time.perf_counter() - self._last_save >= 60 * c.checkpoint_minutes)
+
     def _already_done(self) -> str | None:
         """Why a resumed run has nothing left to do (its stop condition already holds), or None."""
         c = self.config
@@ -349,9 +377,14 @@ class Trainer:
         self.net.train()
         loss, state, items = self.task.loss(self.net, batch, detach_state(self.carried))
         value = loss.detach()
-        if dist.is_active():  # every rank must agree on stopping, so reduce before checking
-            total, items = dist.all_reduce_sum([float(value) * items, float(items)], self.device)
+        if dist.is_active():  # every rank must agree on stopping and saving, so reduce before checking
+            c_min = self.config.checkpoint_minutes
+            save_due = float(bool(self.main and self.run_dir is not None and c_min
+                                  and time.perf_counter() - self._last_save >= 60 * c_min))
+            total, items, stop, save = dist.all_reduce_sum(
+                [float(value) * items, float(items), float(self._stop_requested), save_due], self.device)
             value = torch.tensor(total / max(items, 1.0))
+            self._stop_agreed, self._save_due = stop > 0, save > 0
         if not torch.isfinite(value):
             self._non_finite(f"loss is {float(value)}")
         self.optimizer.zero_grad(set_to_none=True)
