@@ -72,8 +72,6 @@ def is_dead_run(run_dir: str | os.PathLike) -> bool:
 
 def clear_dead_run(run_dir: str | os.PathLike) -> bool:
     """Remove what a run that died before its first checkpoint left (only if :func:`is_dead_run`)."""
-    import shutil
-
     run_dir = Path(run_dir)
     if not is_dead_run(run_dir):
         return False
@@ -85,8 +83,6 @@ def clear_dead_run(run_dir: str | os.PathLike) -> bool:
 def discard_unstarted(run_dir: str | os.PathLike) -> None:
     """After a failure while setting up a fresh run: remove its directory if it holds nothing but what
     the setup wrote (no checkpoint, no user file), so that the corrected command can start cleanly."""
-    import shutil
-
     run_dir = Path(run_dir)
     if run_dir.is_dir() and is_dead_run(run_dir):
         shutil.rmtree(run_dir, ignore_errors=True)

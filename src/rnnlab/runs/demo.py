@@ -22,6 +22,8 @@ import time
 from dataclasses import dataclass, field
 from pathlib import Path
 
+import torch
+
 from rnnlab.analysis.next_token import next_words
 from rnnlab.analysis.report import build_report
 from rnnlab.rundir import check_run_dir_free, prepare_run_dir, update_run_json
@@ -65,9 +67,6 @@ def default_out() -> Path:
 
 def run_demo(out: str | Path, plan: DemoPlan, *, progress: bool = True, log=print) -> dict:
     """Run every part into ``out`` (must be new or empty); returns the numbers the terminal summary shows."""
-    import torch
-
-
     out = Path(out)
     check_run_dir_free(out)
     started = time.perf_counter()
