@@ -168,3 +168,34 @@ def test_existing_results_are_never_overwritten(tmp_path, capsys):
 def test_library_rejects_unknown_model_with_typed_error():
     with pytest.raises(ConfigError, match="unknown lab model"):
         build_lab_model("cnn", LongGapCue(5), 4, LabSettings())
+
+
+def test_curriculum_lengths_double_up_to_the_target():
+    from rnnlab.tasks.lab import curriculum_lengths
+
+    assert curriculum_lengths(100) == [12, 24, 48, 96, 100]
+    assert curriculum_lengths(40) == [5, 10, 20, 40]
+    assert curriculum_lengths(3) == [3]
+
+
+def test_curriculum_trains_on_the_current_stage_and_advances_when_it_is_solved():
+    from rnnlab.tasks.lab import curriculum_lengths, make_task
+
+    target = 40
+    stages = [(n, make_task("gap", n, 0)) for n in curriculum_lengths(target)[:-1]]
+    task = LabTask(make_task("gap", target, 0), 4, 16, 0, stages=stages, length=target)
+    inputs, _, _ = next(task.train_batches(0))
+    assert inputs.shape[1] == stages[0][1].max_length < task.task.max_length  # first the shortest gap
+
+    class Oracle(torch.nn.Module):  # always right: every stage is solved at once
+        def forward(self, x, lengths=None):
+            return self.answers
+
+    oracle = Oracle()
+    for expected in (10, 20, 40, 40):
+        batch = task.stage_evals[task.stage] if task.stage < len(task.stage_evals) else task.eval_batch
+        logits = torch.full((batch.inputs.shape[0], batch.inputs.shape[1], task.task.output_size), -9.0)
+        logits[torch.arange(len(batch.targets)), :, batch.targets] = 9.0
+        oracle.answers = logits
+        assert task.evaluate(oracle, "valid")["curriculum_length"] == expected
+    assert task.state_dict() == {"stage": 3}

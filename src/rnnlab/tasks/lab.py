@@ -52,6 +52,8 @@ class LabSettings:
     clip: float = option(1.0, "gradient-norm clip (0 = off)", min=0.0)
     eval_every: int = option(100, "steps between held-out evaluations (and the solved check)", min=1)
     eval_size: int = option(512, "held-out sequences", min=1)
+    curriculum: bool = option(False, "train on growing lengths: start at 1/8 of the target (at least 5), double "
+                                     "whenever the held-out set at the current length is solved")
     task_options: dict = option(default_factory=dict, help="e.g. {'num_countries': 20, 'distractors': 0}", cli=False)
 
     def __post_init__(self) -> None:
@@ -119,19 +121,46 @@ def make_task(task_name: str, length: int, seed: int, options: dict | None = Non
     return TASKS[task_name](length, seed=seed, **(options or {}))
 
 
-class LabTask:
-    """A synthetic task in the :mod:`rnnlab.train` task protocol: fresh batches, a fixed eval set."""
+def curriculum_lengths(target: int, start: int | None = None) -> list[int]:
+    """Lengths of a doubling curriculum ending at ``target``: 1/8 of it (at least 5) doubled up to ``target``."""
+    length = max(min(5, target), start or target // 8)
+    stages = []
+    while length < target:
+        stages.append(length)
+        length *= 2
+    return stages + [target]
 
-    def __init__(self, task: SyntheticTask, batch_size: int, eval_size: int, seed: int) -> None:
+
+class LabTask:
+    """A synthetic task in the :mod:`rnnlab.train` task protocol: fresh batches, a fixed eval set.
+
+    With ``stages`` (easier versions of the task, e.g. shorter gaps) training starts on the first
+    and moves to the next whenever an evaluation finds the current one solved; the reported
+    metrics are always those of the target task, plus ``curriculum_length``.
+    """
+
+    def __init__(self, task: SyntheticTask, batch_size: int, eval_size: int, seed: int,
+                 stages: list[tuple[int, SyntheticTask]] | None = None, length: int | None = None) -> None:
         self.task, self.batch_size, self.seed = task, batch_size, seed
         # The held-out set comes from its own stream, never from the training stream.
         self.eval_batch = task.sample(eval_size, generator=torch.Generator().manual_seed(10_007 * seed + 1_000_003))
+        self.stages = [t for _, t in stages or []] + [task]
+        self.stage_lengths = [n for n, _ in stages or []] + [length]
+        self.stage_evals = [s.sample(min(eval_size, 256), generator=torch.Generator().manual_seed(10_007 * seed + k))
+                            for k, s in enumerate(self.stages[:-1])]
+        self.stage = 0
         self.item_name = "seq"
+
+    def state_dict(self) -> dict:
+        return {"stage": self.stage}
+
+    def load_state_dict(self, state: dict) -> None:
+        self.stage = int(state.get("stage", 0))
 
     def train_batches(self, epoch: int):
         generator = torch.Generator().manual_seed(self.seed * 100_003 + epoch)  # endless, deterministic per epoch
         while True:
-            b = self.task.sample(self.batch_size, generator=generator)
+            b = self.stages[self.stage].sample(self.batch_size, generator=generator)  # the current stage
             yield b.inputs, b.targets, b.lengths
 
     def outputs(self, model, inputs: torch.Tensor, lengths: torch.Tensor) -> torch.Tensor:
@@ -154,7 +183,15 @@ class LabTask:
         return self._loss(self.outputs(model, inputs, lengths), targets), None, inputs.shape[0]
 
     def evaluate(self, model, split: str) -> dict:
-        b = self.eval_batch
+        metrics = self._metrics(model, self.eval_batch)
+        if len(self.stages) > 1:
+            if self.stage < len(self.stages) - 1 and is_solved(self.task.target,
+                                                               self._metrics(model, self.stage_evals[self.stage])):
+                self.stage += 1  # solved at this length: train on the next
+            metrics["curriculum_length"] = float(self.stage_lengths[self.stage] or self.stage)
+        return metrics
+
+    def _metrics(self, model, b) -> dict:
         out = self.outputs(model, b.inputs, b.lengths)
         metrics = {"loss": float(self._loss(out, b.targets))}
         if self.task.target == "class":
@@ -222,7 +259,9 @@ def run_one(task_name: str, model_name: str, length: int, seed: int, settings: L
     hidden, params = hidden_for_budget(model_name, task, settings)
     torch.manual_seed(seed)  # the same seed gives the same initial weights
     model = build_lab_model(model_name, task, hidden, settings)
-    lab_task = LabTask(task, settings.batch_size, settings.eval_size, seed)
+    stages = ([(n, make_task(task_name, n, seed, settings.task_options)) for n in curriculum_lengths(length)[:-1]]
+              if settings.curriculum else None)
+    lab_task = LabTask(task, settings.batch_size, settings.eval_size, seed, stages=stages, length=length)
     metric = SOLVED[task.target][0]
     state = {"solved_step": None, "curve": [], "loss": float("nan")}
 
