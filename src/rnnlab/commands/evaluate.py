@@ -50,5 +50,7 @@ def run(args: argparse.Namespace) -> int:
     kind = read_run(run_dir)["kind"]
     if kind not in EVALUATORS:
         raise ConfigError(f"{run_dir} holds a {kind!r} run; rnnlab evaluate scores {', '.join(sorted(EVALUATORS))} runs")
+    if getattr(args, "int8", False) and kind != "lm":
+        raise ConfigError(f"--int8 scores language models; {run_dir} holds a {kind!r} run")
     module, function = EVALUATORS[kind].split(":")
     return getattr(importlib.import_module(module), function)(args)
