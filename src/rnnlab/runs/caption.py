@@ -40,7 +40,7 @@ class CaptionRunConfig:
     data_seed: int = option(0, "seed of the scenes, the drawing split and the held-out combinations", min=0)
     batch_size: int = option(64, "scenes per training batch", min=1)
     lr: float = option(2e-3, "Adam learning rate", min=0.0, min_open=True)
-    epochs: int = option(12, "passes over the training scenes at most", min=1)
+    epochs: int = option(6, "passes over the training scenes at most", min=1)
     patience: int = option(3, "early stop after this many evaluations without a lower validation loss", min=0)
     max_minutes: float | None = option(None, "wall-clock budget in minutes (none: no limit)", min=0.0, min_open=True)
     max_cpu_minutes: float | None = option(None, "CPU-time budget in minutes (fair on a shared machine; none: no limit)",
