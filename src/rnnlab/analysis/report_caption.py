@@ -103,7 +103,8 @@ def _card(image, objects, truth: str, caption: str, alpha, grid: int, size: int,
 def _scores(info: dict) -> str:
     results = info.get("results") or {}
     rows = []
-    for split, m in results.items():
+    order = ("train", "valid", "test", "compositional")
+    for split, m in sorted(results.items(), key=lambda item: order.index(item[0]) if item[0] in order else 9):
         if not isinstance(m, dict):
             continue
         cells = [split, m.get("scenes", ""), m.get("beam", "")]
