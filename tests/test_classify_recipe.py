@@ -116,7 +116,7 @@ def test_cli_small_long_data_uses_cv_downsampling_and_says_why(tmp_path, capsys)
     run = tmp_path / "run"
     code = main(["classify", "train", "--csv", str(tmp_path / "train.csv"), "--test-csv", str(tmp_path / "test.csv"),
                  "--epochs", "8", "--folds", "3", "--hidden", "16", "--lr", "0.01", "--batch-size", "8",
-                 "--jitter", "0.05", "--no-progress", "--out", str(run)])
+                 "--jitter", "0.05", "--cv-min-steps", "0", "--no-progress", "--out", str(run)])
     out = capsys.readouterr().out
     assert code == 0
     assert "left out 'step'" in out  # the step index is not a feature
@@ -142,3 +142,23 @@ def test_cli_small_long_data_uses_cv_downsampling_and_says_why(tmp_path, capsys)
     err = capsys.readouterr().err
     assert code == 2 and "needs at least 50 training sequences" in err and err.count("\n") == 1
     assert not (tmp_path / "bad").exists()
+
+
+def test_conv_frontend_ignores_padding_and_matches_a_hand_convolution():
+    from rnnlab.models.conv_classifier import ConvClassifierConfig, ConvSequenceClassifier
+
+    torch.manual_seed(0)
+    model = ConvSequenceClassifier(ConvClassifierConfig(2, 3, hidden_size=8, conv_channels=4, conv_kernel=3,
+                                                        conv_layers=1, pooling="mean")).eval()
+    x = torch.randn(2, 6, 2)
+    lengths = torch.tensor([6, 4])
+    padded = torch.cat([x, torch.randn(2, 5, 2)], dim=1)  # longer padding holding garbage
+    padded[1, 4:] = 7.0
+    torch.testing.assert_close(model(x, lengths), model(padded, lengths))
+    # the front-end by hand for sequence 1 (length 4): zero beyond the end, then y_t = b + sum_j W_j x_{t+j-1}
+    conv, norm = model.convs[0], model.norms[0]
+    seq = torch.cat([torch.zeros(1, 2), x[1, :4], torch.zeros(1, 2)])
+    by_hand = torch.stack([conv.bias + sum(conv.weight[:, :, j] @ seq[t + j] for j in range(3)) for t in range(4)])
+    front = model.front(padded, lengths)
+    torch.testing.assert_close(front[1, :4], torch.relu(norm(by_hand)))
+    assert torch.all(front[1, 4:] == 0)

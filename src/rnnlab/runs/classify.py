@@ -29,13 +29,17 @@ from rnnlab.config import option
 from rnnlab.data.labelled_sequences import SequenceSet, feature_stats, load_japanese_vowels, load_sequence_csv
 from rnnlab.errors import DataError, RunDirError
 from rnnlab.io import atomic_write_text, check_new_file
-from rnnlab.models.classifier import POOLING, ClassifierConfig, SequenceClassifier
+from rnnlab.models.classifier import POOLING
 from rnnlab.nn import RECURRENT
 from rnnlab.rundir import CLASSIFY_SPEC, discard_unstarted, prepare_run_dir, update_run_json
 from rnnlab.runs.classify_recipe import (
     EPOCH_CHOICES,
+    FRONTENDS,
+    MIN_STEPS,
     SMALL,
+    build_classifier,
     cross_validate_epochs,
+    cv_epoch_range,
     downsampled,
     resolve_epoch_choice,
     resolve_stride,
@@ -62,7 +66,9 @@ class ClassifyRunConfig:
     layers: int = option(1, "recurrent layers", min=1)
     dropout: float = option(0.2, "dropout before the output layer", min=0.0, max=1.0, max_open=True)
     bidirectional: bool = option(False, "read each sequence both ways")
-    pooling: str = option("last", "how a sequence becomes one vector", choices=POOLING)
+    pooling: str = option("mean", "how a sequence becomes one vector", choices=POOLING)
+    frontend: str = option("conv", "convolutions (kernel 7, 64 channels, 2 layers) before the cell, or none",
+                           choices=FRONTENDS)
     epochs: int = option(30, "passes over the training sequences", min=1)
     lr: float = option(3e-3, "Adam learning rate", min=0.0, min_open=True)
     batch_size: int = option(16, "sequences per batch", min=1)
@@ -73,6 +79,8 @@ class ClassifyRunConfig:
                                        "stopping on a held-out split", choices=EPOCH_CHOICES,
                                default_text=f"auto: cv below {SMALL} training sequences, else early-stop")
     folds: int = option(5, "cross-validation folds (--epoch-choice cv)", min=2)
+    cv_min_steps: int = option(MIN_STEPS, "cross-validation searches at least this many optimizer steps "
+                                          "(more epochs than --epochs when the set is small)", min=0)
     downsample: int | None = option(None, "average every N steps into one (1 = full length)", min=1,
                                     default_text="auto: sequences over 400 steps shortened to about 200")
     jitter: float = option(0.0, "augmentation: std of Gaussian noise added to the standardised features", min=0.0)
@@ -81,11 +89,11 @@ class ClassifyRunConfig:
 
     def recipe_options(self) -> dict:
         return dict(epoch_choice=self.epoch_choice, folds=self.folds, stride=self.downsample, jitter=self.jitter,
-                    scaling=self.scaling)
+                    scaling=self.scaling, min_steps=self.cv_min_steps)
 
     def model_options(self) -> dict:
         return dict(cell=self.cell, hidden_size=self.hidden, num_layers=self.layers, dropout=self.dropout,
-                    bidirectional=self.bidirectional, pooling=self.pooling)
+                    bidirectional=self.bidirectional, pooling=self.pooling, frontend=self.frontend)
 
 
 def load_sets(source: str = BUILTIN, *, csv=None, test_csv=None, id_col="id", label_col="label",
@@ -106,7 +114,7 @@ def load_sets(source: str = BUILTIN, *, csv=None, test_csv=None, id_col="id", la
 def train_run(out, train: SequenceSet, test: SequenceSet | None, model_config: dict, train_config: TrainConfig,
               *, valid_fraction: float = 0.15, batch_size: int = 32, command: str = "", source: str = "",
               epoch_choice: str = "auto", folds: int = 5, stride: int | None = None, jitter: float = 0.0,
-              scaling: float = 0.0, on_recipe=None) -> dict:
+              scaling: float = 0.0, min_steps: int = MIN_STEPS, on_recipe=None) -> dict:
     """Train into ``out``; return test accuracy and confusion matrix (without a test set: the validation
     split's, or the cross-validated accuracy). ``on_recipe(recipe)`` is called once the recipe is fixed,
     before the (long) training, e.g. to print it."""
@@ -129,7 +137,8 @@ def train_run(out, train: SequenceSet, test: SequenceSet | None, model_config: d
         splits = {"train": train.subset(np.sort(order[n_valid:])), "valid": train.subset(np.sort(order[:n_valid]))}
     if test is not None:
         splits["test"] = test
-    config = ClassifierConfig(n_features=train.n_features, n_classes=len(train.class_names), **model_config)
+    model = build_classifier(train.n_features, len(train.class_names), model_config)  # checks the options
+    config = model.config
     recipe = {"epoch_choice": mode, "epoch_choice_why": mode_why, "downsample": stride, "downsample_why": stride_why,
               "normalisation": "per channel: mean and std over every step of the training sequences",
               "augment": {"jitter": jitter, "scaling": scaling}}
@@ -142,10 +151,13 @@ def train_run(out, train: SequenceSet, test: SequenceSet | None, model_config: d
     started = time.perf_counter()
     try:  # a failure while setting up leaves no run directory behind
         if mode == "cv":
-            cv = cross_validate_epochs(train, model_config, train_config, folds=folds, batch_size=batch_size,
-                                       jitter=jitter, scaling=scaling, progress=train_config.progress)
+            search = cv_epoch_range(len(train), folds, batch_size, train_config.max_epochs, min_steps)
+            cv = cross_validate_epochs(train, model_config, replace(train_config, max_epochs=search), folds=folds,
+                                       batch_size=batch_size, jitter=jitter, scaling=scaling,
+                                       progress=train_config.progress)
             recipe.update(epochs=cv["epochs"], cv=cv, epochs_why=(
-                f"{cv['folds']}-fold cross-validation over {train_config.max_epochs} epochs: held-out accuracy "
+                f"{cv['folds']}-fold cross-validation over {search} epochs (at least {min_steps} optimizer steps): "
+                f"held-out accuracy "
                 f"{cv['cv_accuracy']:.3f} after {cv['epochs']} epochs; then trained on all {len(train)} "
                 f"training sequences for {cv['epochs']} epochs"))
             train_config = replace(train_config, max_epochs=cv["epochs"], patience=None, restore_best=False)
@@ -156,7 +168,7 @@ def train_run(out, train: SequenceSet, test: SequenceSet | None, model_config: d
         if on_recipe is not None:
             on_recipe(recipe)
         seed_everything(train_config.seed)
-        model = SequenceClassifier(config)
+        model = build_classifier(train.n_features, len(train.class_names), model_config)
         task = ClassifyTask(splits, *feature_stats(train if mode == "cv" else splits["train"]),
                             batch_size=batch_size, seed=train_config.seed, jitter=jitter, scaling=scaling,
                             stride=stride)

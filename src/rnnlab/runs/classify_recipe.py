@@ -9,7 +9,8 @@ k-fold cross-validation on the training set instead (every sequence is held out 
     e*    = argmax_e acc_e   (ties: the lower mean held-out loss, then the earlier epoch)
 
 and the final model is trained on all training sequences for exactly e* epochs (no validation split,
-no early stopping). From ``SMALL`` sequences on, a held-out split of >= 30 sequences is a usable
+no early stopping). E is ``--epochs``, raised so that a fold model takes at least ``MIN_STEPS`` (300)
+optimizer steps: small sets give few steps an epoch. From ``SMALL`` sequences on, a held-out split of >= 30 sequences is a usable
 early-stopping signal and costs k times less, so that is used. The test set is never looked at.
 
 **Length.** :func:`rnnlab.data.augment.auto_stride`: sequences longer than 400 steps are shortened
@@ -21,6 +22,7 @@ the same and no per-sequence information (its level, its scale) is thrown away.
 """
 from __future__ import annotations
 
+import math
 from dataclasses import replace
 
 import numpy as np
@@ -29,11 +31,26 @@ from rnnlab.data.augment import auto_stride, downsample
 from rnnlab.data.labelled_sequences import SequenceSet, feature_stats
 from rnnlab.errors import DataError
 from rnnlab.models.classifier import ClassifierConfig, SequenceClassifier
+from rnnlab.models.conv_classifier import ConvClassifierConfig, ConvSequenceClassifier
 from rnnlab.tasks.classify import ClassifyTask
 from rnnlab.train import TrainConfig, Trainer, seed_everything
 
 SMALL = 200
+MIN_STEPS = 300
 EPOCH_CHOICES = ("auto", "cv", "early-stop")
+FRONTENDS = ("conv", "none")
+
+
+def build_classifier(n_features: int, n_classes: int, model_config: dict):
+    """The classifier ``model_config`` asks for: ``frontend="conv"`` puts
+    :class:`~rnnlab.models.conv_classifier.ConvSequenceClassifier`'s convolutions before the cell."""
+    options = dict(model_config)
+    frontend = options.pop("frontend", "none")
+    if frontend not in FRONTENDS:
+        raise DataError(f"frontend must be one of {FRONTENDS}; got {frontend!r}")
+    if frontend == "conv":
+        return ConvSequenceClassifier(ConvClassifierConfig(n_features=n_features, n_classes=n_classes, **options))
+    return SequenceClassifier(ClassifierConfig(n_features=n_features, n_classes=n_classes, **options))
 
 
 def stratified_folds(labels: np.ndarray, k: int, seed: int = 0) -> list[np.ndarray]:
@@ -64,6 +81,14 @@ def resolve_epoch_choice(choice: str, n_train: int) -> tuple[str, str]:
         return "cv", (f"{n_train} training sequences < {SMALL}: a validation split would be too small to stop on, "
                       f"so the epoch budget is chosen by cross-validation")
     return "early-stop", f"{n_train} training sequences >= {SMALL}: early stopping on a held-out split"
+
+
+def cv_epoch_range(n_train: int, folds: int, batch_size: int, epochs: int, min_steps: int = 300) -> int:
+    """Epochs the cross-validation searches: ``epochs``, or more so that a fold model takes at least
+    ``min_steps`` optimizer steps (50 sequences in batches of 16 give 3 steps an epoch: 30 epochs would be
+    90 steps, too few to fit anything)."""
+    per_epoch = math.ceil(n_train * (folds - 1) / folds / batch_size)
+    return max(epochs, math.ceil(min_steps / per_epoch))
 
 
 def resolve_stride(lengths, stride: int | None) -> tuple[int, str]:
@@ -100,8 +125,7 @@ def cross_validate_epochs(train: SequenceSet, model_config: dict, train_config: 
         kept = np.setdiff1d(np.arange(len(train)), held)
         splits = {"train": train.subset(kept), "valid": train.subset(held)}
         seed_everything(train_config.seed)
-        model = SequenceClassifier(ClassifierConfig(n_features=train.n_features, n_classes=len(train.class_names),
-                                                    **model_config))
+        model = build_classifier(train.n_features, len(train.class_names), model_config)
         task = ClassifyTask(splits, *feature_stats(splits["train"]), batch_size=batch_size, seed=train_config.seed,
                             jitter=jitter, scaling=scaling)
         Trainer(model, task, fold_config).fit()
