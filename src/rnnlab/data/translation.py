@@ -60,7 +60,7 @@ class TranslationDataConfig:
                                      "< 10 tokens) or all", choices=("tutorial", "all"))
     max_tokens: int | None = option(None, "keep pairs whose both sides have at most this many tokens", min=1)
     lowercase: bool = option(True, "lower-case both sides")
-    min_count: int = option(2, "word vocabulary: words seen fewer times in training become <unk>", min=1)
+    min_count: int = option(1, "word vocabulary: words seen fewer times in training become <unk>", min=1)
     split_seed: int = option(0, "seed of the 90/5/5 split by source sentence")
     encoding_errors: str = option("strict", "undecodable UTF-8: strict = stop with the line number; "
                                             "replace = U+FFFD", choices=("strict", "replace"))

@@ -53,7 +53,7 @@ class TranslatorConfig:
     attention: str = option("bahdanau", "attention: none (Sutskever), bahdanau (additive), dot or general (Luong)",
                             choices=ATTENTION_KINDS)
     input_feed: bool = option(True, "feed the previous attentional vector into the next decoder step (Luong)")
-    dropout: float = option(0.2, "dropout on embeddings, between layers and before the output", min=0.0, max=1.0,
+    dropout: float = option(0.3, "dropout on embeddings, between layers and before the output", min=0.0, max=1.0,
                             max_open=True)
     word_dropout: float = option(0.0, "training only: each source word's embedding is zeroed with this probability "
                                       "(Sennrich & Zhang 2019)", min=0.0, max=1.0, max_open=True)
