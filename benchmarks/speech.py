@@ -55,12 +55,12 @@ def experiments() -> list[tuple[str, dict]]:
     out = [("connected-official", {}),
            ("isolated-official", {"run": isolated}),
            ("connected-lucas", {"run": {"split": "speaker:lucas"}}),
-           ("isolated-lucas", {"run": {**isolated, "split": "speaker:lucas"}}),
-           ("connected-lucas-all-aug", {"run": {"split": "speaker:lucas"}, "augment": SPEC,
-                                        "connected": {**SPEED, **NOISE}}),
-           ("rtf", {}),
-           ("connected-official-16ep", {"run": {"epochs": 16}, "continue": "connected-official"})]
+           ("isolated-lucas", {"run": {**isolated, "split": "speaker:lucas"}})]
     out += [(f"isolated-{s}", {"run": {**isolated, "split": f"speaker:{s}"}}) for s in SPEAKERS if s != "lucas"]
+    out += [("rtf", {}),
+            ("connected-lucas-all-aug", {"run": {"split": "speaker:lucas"}, "augment": SPEC,
+                                         "connected": {**SPEED, **NOISE}}),
+            ("connected-official-16ep", {"run": {"epochs": 16}, "continue": "connected-official"})]
     out += [("connected-lucas-specaugment", {"run": {"split": "speaker:lucas"}, "augment": SPEC}),
             ("connected-lucas-speed", {"run": {"split": "speaker:lucas"}, "connected": SPEED}),
             ("connected-lucas-noise", {"run": {"split": "speaker:lucas"}, "connected": NOISE})]
