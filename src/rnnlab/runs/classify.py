@@ -56,7 +56,8 @@ class ClassifyRunConfig:
 
     csv: str | None = option(None, "training CSV: one row per time step (sequence id, label, features)",
                              default_text="JapaneseVowels, needs aeon")
-    test_csv: str | None = option(None, "test CSV in the same format (default: none; scores the validation split)")
+    test_csv: str | None = option(None, "test CSV in the same format",
+                                  default_text="none: reports the validation or cross-validation accuracy")
     id: str = option("id", "sequence-id column")
     label: str = option("label", "label column (constant within a sequence)")
     features: tuple[str, ...] | None = option(None, "feature columns",
