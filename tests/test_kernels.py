@@ -9,6 +9,8 @@ from rnnlab.nn.cells import LSTMCell
 from rnnlab.nn.kernels import KERNELS, choose_path, kernels_for, scan_method
 from rnnlab.nn.minimal_layers import MinGRU, MinLSTM
 
+D64 = torch.float64
+
 
 @pytest.mark.parametrize("layer, record, expected", [
     (lambda: rnnlab.LSTM(3, 4), False, "fused"),
@@ -25,8 +27,9 @@ from rnnlab.nn.minimal_layers import MinGRU, MinLSTM
     (lambda: rnnlab.LSTM(3, 4, proj_size=2), False, "fused"),
     (lambda: rnnlab.LSTM(3, 4, proj_size=2, backend="explicit"), False, "unroll"),  # no fast loop with projection
     (lambda: rnnlab.GRU(3, 4), False, "fused"),
-    (lambda: rnnlab.GRU(3, 4, backend="explicit"), False, "unroll"),
+    (lambda: rnnlab.GRU(3, 4, backend="explicit"), False, "fast"),
     (lambda: rnnlab.RNN(3, 4, backend="explicit"), True, "unroll"),
+    (lambda: rnnlab.RNN(3, 4, backend="explicit"), False, "fast"),
     (lambda: rnnlab.RNN(3, 4), True, "rebuild"),
     (lambda: MinGRU(3, 4), False, "scan"),
     (lambda: MinLSTM(3, 4), True, "scan"),
@@ -69,16 +72,28 @@ def test_scan_method_auto_is_chunked_on_cpu_and_log_on_gpu():
 
 
 @pytest.mark.parametrize("make", [lambda: rnnlab.LSTM(3, 5, backend="explicit", num_layers=2, bidirectional=True, batch_first=True),
-                                  lambda: rnnlab.LSTM(3, 5, cell="layernorm", bidirectional=True, batch_first=True)])
+                                  lambda: rnnlab.LSTM(3, 5, cell="layernorm", bidirectional=True, batch_first=True),
+                                  lambda: rnnlab.GRU(3, 5, backend="explicit", num_layers=2, bidirectional=True,
+                                                     batch_first=True),
+                                  lambda: rnnlab.RNN(3, 5, backend="explicit", num_layers=2, bidirectional=True,
+                                                     batch_first=True),
+                                  lambda: rnnlab.RNN(3, 5, nonlinearity="relu", backend="explicit", batch_first=True)],
+                         ids=["lstm", "layernorm", "gru", "rnn", "rnn-relu"])
 def test_fast_path_equals_the_reference_loop_in_float64(make):
     torch.manual_seed(0)
     layer = make().double()
-    x = torch.randn(4, 7, 3, dtype=torch.float64)
+    x = torch.randn(4, 7, 3, dtype=D64)
     lengths = torch.tensor([7, 3, 5, 1])
     assert layer.path() == "fast"
-    fast = layer(x, lengths=lengths)
-    layer.use_fastpath = False
-    reference = layer(x, lengths=lengths)
-    torch.testing.assert_close(fast[0], reference[0])
-    for got, want in zip(fast[1], reference[1]):
+    x.requires_grad_(True)
+    results = []
+    for fast in (True, False):  # the fast kernel, then the reference loop
+        layer.use_fastpath = fast
+        out, state = layer(x, lengths=lengths)
+        state = state if isinstance(state, tuple) else (state,)
+        loss = (out * torch.linspace(-1, 1, out.shape[-1], dtype=D64)).sum() + sum(s.square().sum() for s in state)
+        results.append((out, state, torch.autograd.grad(loss, [x, *layer.parameters()])))
+    (out, state, grads), (ref_out, ref_state, ref_grads) = results
+    torch.testing.assert_close(out, ref_out)
+    for got, want in zip((*state, *grads), (*ref_state, *ref_grads)):
         torch.testing.assert_close(got, want)

@@ -1,4 +1,5 @@
-"""The explicit LSTM at fused speed: one autograd node per layer and direction, backward by hand.
+"""The explicit cells at fused speed: one autograd node per layer and direction, backward by hand
+(LSTM with its variants, GRU and Elman RNN; the LSTM's is described here, the others' at their classes).
 
 Unrolling a cell under autograd records ~10 nodes per step and replays them one by one, and each
 step's weight gradient is a separate small product. :class:`_LSTMLoop` runs the same equations
@@ -265,6 +266,119 @@ class _LayerNormLSTMLoop(torch.autograd.Function):
         return dz, dh, dc, d_weight, d_ln_hh, d_ln_c_w, d_ln_c_b, None, None, None, None, None
 
 
+class _GRULoop(torch.autograd.Function):
+    """The GRU of :class:`rnnlab.nn.cells.GRUCell` over time, one node, backward by hand::
+
+        p_t = h_{t-1} W_hh^T + b_hh                     (B, 3H): the recurrent product, blocks r, z, n
+        r = sigmoid(x_r + p_r),  z = sigmoid(x_z + p_z),  n = tanh(x_n + r * p_n)
+        h_t = n + z * (h_{t-1} - n)                     (= (1 - z) n + z h_{t-1})
+
+    Backward, with ``gh = dL/dh_t``: ``dn~ = gh (1 - z)(1 - n^2)``, ``dz~ = gh (h_{t-1} - n) z (1 - z)``,
+    ``dr~ = dn~ p_n r (1 - r)``; ``dx = [dr~, dz~, dn~]``, ``dp = [dr~, dz~, dn~ r]``, and
+    ``dL/dh_{t-1} = gh z + dp W_hh``; ``dW_hh = dP^T H_prev`` and ``db_hh = sum dp`` over all steps at once.
+    """
+
+    @staticmethod
+    def forward(ctx, xp: Tensor, h0: Tensor, weight_hh: Tensor, bias_hh: Tensor | None, lengths: Tensor | None):
+        steps, batch, three_h = xp.shape
+        hidden = three_h // 3
+        w_t = weight_hh.t().contiguous()  # (H, 3H)
+        proj = torch.empty_like(xp)  # (T, B, 3H): p_t
+        rz = xp.new_empty(steps, batch, 2 * hidden)  # r, z activations
+        ns = xp.new_empty(steps, batch, hidden)
+        hs = xp.new_empty(steps + 1, batch, hidden)
+        hs[0] = h0
+        x_rz, x_n = xp[..., : 2 * hidden].unbind(0), xp[..., 2 * hidden:].unbind(0)
+        p_l, p_rz, p_n = proj.unbind(0), proj[..., : 2 * hidden].unbind(0), proj[..., 2 * hidden:].unbind(0)
+        rz_l, r_l, z_l = rz.unbind(0), rz[..., :hidden].unbind(0), rz[..., hidden:].unbind(0)
+        n_l, h_l = ns.unbind(0), hs.unbind(0)
+        for t in range(steps):
+            h_prev = h_l[t]
+            if bias_hh is None:
+                torch.mm(h_prev, w_t, out=p_l[t])
+            else:
+                torch.addmm(bias_hh, h_prev, w_t, out=p_l[t])
+            torch.add(x_rz[t], p_rz[t], out=rz_l[t]).sigmoid_()
+            torch.addcmul(x_n[t], r_l[t], p_n[t], out=n_l[t]).tanh_()
+            torch.sub(h_prev, n_l[t], out=h_l[t + 1]).mul_(z_l[t]).add_(n_l[t])
+        out, h_n, _, valid = _finish(hs, hs, lengths)
+        ctx.save_for_backward(weight_hh)
+        ctx.buffers = (proj, rz, ns, hs, valid, lengths, bias_hh is not None)
+        return out, h_n
+
+    @staticmethod
+    @once_differentiable
+    def backward(ctx, g_out: Tensor, g_hn: Tensor):
+        (weight_hh,) = ctx.saved_tensors
+        proj, rz, ns, hs, valid, lengths, has_bias = ctx.buffers
+        steps, batch, three_h = proj.shape
+        hidden = three_h // 3
+        r, z, h_prev, p_n = rz[..., :hidden], rz[..., hidden:], hs[:-1], proj[..., 2 * hidden:]
+        # What does not depend on the incoming gradient, for all steps at once:
+        a_n = _tanh_grad(1 - z, ns)  # (1 - z)(1 - n^2)
+        a_z = _sigmoid_grad(h_prev - ns, z)  # (h_{t-1} - n) z (1 - z)
+        a_r = _sigmoid_grad(p_n, r)  # p_n r (1 - r)
+        g_out, g_hn, _, dh, _, ends = _start_backward(g_out, g_hn, None, valid, lengths, ns)
+        dx = torch.empty_like(proj)  # (T, B, 3H)
+        dp = torch.empty_like(proj)
+        dx_l, dp_l = dx.unbind(0), dp.unbind(0)
+        dxr_l, dxz_l, dxn_l = (dx[..., k * hidden:(k + 1) * hidden].unbind(0) for k in range(3))
+        dpn_l = dp[..., 2 * hidden:].unbind(0)
+        an_l, az_l, ar_l, r_l, z_l, go_l = (v.unbind(0) for v in (a_n, a_z, a_r, r, z, g_out))
+        for t in range(steps - 1, -1, -1):
+            if t in ends:
+                dh.addcmul_(g_hn, ends[t])
+            gh = go_l[t] + dh  # dL/dh_t
+            torch.mul(gh, an_l[t], out=dxn_l[t])
+            torch.mul(gh, az_l[t], out=dxz_l[t])
+            torch.mul(dxn_l[t], ar_l[t], out=dxr_l[t])
+            dp_l[t].copy_(dx_l[t])
+            dpn_l[t].mul_(r_l[t])
+            dh = torch.addmm(gh * z_l[t], dp_l[t], weight_hh)  # (B, H)
+        d_weight = torch.mm(dp.flatten(0, 1).t(), h_prev.flatten(0, 1))  # (3H, H): one product over time
+        d_bias = dp.sum((0, 1)) if has_bias and ctx.needs_input_grad[3] else None
+        return dx, dh, d_weight, d_bias, None
+
+
+class _RNNLoop(torch.autograd.Function):
+    """The Elman cell of :class:`rnnlab.nn.cells.RNNCell` over time: ``h_t = act(x_t + h_{t-1} W_hh^T)``
+    (both biases folded into ``x``); backward ``dz_t = gh act'``, ``dL/dh_{t-1} = dz_t W_hh``,
+    ``dW_hh = dZ^T H_prev`` in one product."""
+
+    @staticmethod
+    def forward(ctx, xp: Tensor, h0: Tensor, weight_hh: Tensor, relu: bool, lengths: Tensor | None):
+        steps, batch, hidden = xp.shape
+        w_t = weight_hh.t().contiguous()
+        hs = xp.new_empty(steps + 1, batch, hidden)
+        hs[0] = h0
+        x_l, h_l = xp.unbind(0), hs.unbind(0)
+        for t in range(steps):
+            z = torch.addmm(x_l[t], h_l[t], w_t, out=h_l[t + 1])
+            z.relu_() if relu else z.tanh_()
+        out, h_n, _, valid = _finish(hs, hs, lengths)
+        ctx.save_for_backward(weight_hh)
+        ctx.buffers = (hs, valid, lengths, relu)
+        return out, h_n
+
+    @staticmethod
+    @once_differentiable
+    def backward(ctx, g_out: Tensor, g_hn: Tensor):
+        (weight_hh,) = ctx.saved_tensors
+        hs, valid, lengths, relu = ctx.buffers
+        h = hs[1:]
+        slope = (h > 0).to(h.dtype) if relu else _tanh_grad(torch.ones_like(h), h)  # act'(z_t), all steps at once
+        g_out, g_hn, _, dh, _, ends = _start_backward(g_out, g_hn, None, valid, lengths, h)
+        dz = torch.empty_like(h)
+        dz_l, s_l, go_l = dz.unbind(0), slope.unbind(0), g_out.unbind(0)
+        for t in range(h.shape[0] - 1, -1, -1):
+            if t in ends:
+                dh.addcmul_(g_hn, ends[t])
+            torch.mul(go_l[t] + dh, s_l[t], out=dz_l[t])
+            dh = torch.mm(dz_l[t], weight_hh)
+        d_weight = torch.mm(dz.flatten(0, 1).t(), hs[:-1].flatten(0, 1))
+        return dz, dh, d_weight, None, None
+
+
 def _finish(hs: Tensor, cs: Tensor, lengths: Tensor | None):
     """Outputs (zero at padding), ``h_n``, ``c_n`` at each last valid step, and the valid mask."""
     steps, batch = hs.shape[0] - 1, hs.shape[1]
@@ -312,6 +426,31 @@ def run_layernorm_lstm(cell, inputs: Tensor, state=None, *, lengths: Tensor | No
                                         cell.ln_c_bias, LAYER_NORM_EPS, drop, zone_h, zone_c, lengths)
 
     return _run(loop, cell, inputs, state, lengths, reverse, zone_h, zone_c)
+
+
+def run_gru(cell, inputs: Tensor, state=None, *, lengths: Tensor | None = None, reverse: bool = False,
+            drop: Tensor | None = None, zone_h: Tensor | None = None, zone_c: Tensor | None = None):
+    """:func:`run_lstm` for :class:`rnnlab.nn.cells.GRUCell` (no recurrent dropout or zoneout: a GRU layer
+    takes neither): ``inputs (T, B, F)`` -> ``(outputs (T, B, H), h_n (B, H))``."""
+    h0 = cell.init_state(inputs.shape[1], inputs.device, inputs.dtype) if state is None else state
+    x_proj = cell.input_projection(inputs)  # (T, B, 3H): all input products at once
+    flip = _flipper(lengths) if reverse else None
+    if flip is not None:
+        x_proj = flip(x_proj)
+    out, h_n = _GRULoop.apply(x_proj, h0, cell.weight_hh, cell.bias_hh if cell.bias else None, lengths)
+    return (flip(out) if flip is not None else out), h_n
+
+
+def run_rnn(cell, inputs: Tensor, state=None, *, lengths: Tensor | None = None, reverse: bool = False,
+            drop: Tensor | None = None, zone_h: Tensor | None = None, zone_c: Tensor | None = None):
+    """:func:`run_lstm` for :class:`rnnlab.nn.cells.RNNCell`: ``inputs (T, B, F)`` -> ``(outputs, h_n)``."""
+    h0 = cell.init_state(inputs.shape[1], inputs.device, inputs.dtype) if state is None else state
+    x_proj = cell.input_projection(inputs)  # (T, B, H): all input products at once, both biases folded
+    flip = _flipper(lengths) if reverse else None
+    if flip is not None:
+        x_proj = flip(x_proj)
+    out, h_n = _RNNLoop.apply(x_proj, h0, cell.weight_hh, cell.nonlinearity == "relu", lengths)
+    return (flip(out) if flip is not None else out), h_n
 
 
 def _run(loop, cell, inputs: Tensor, state, lengths: Tensor | None, reverse: bool, zone_h, zone_c):

@@ -6,7 +6,7 @@ Every layer runs each (layer, direction) through one of four paths:
 path        what runs                                                              cells
 ==========  ====================================================================  ==========================
 ``fused``   PyTorch's own kernel (``torch.nn.LSTM/GRU/RNN.forward``: oneDNN/cuDNN)  LSTMCell, GRUCell, RNNCell
-``fast``    the explicit equations as one autograd node with a hand-written        LSTM, peephole, layer-norm
+``fast``    the explicit equations as one autograd node with a hand-written        LSTM, peephole, layer-norm, GRU, RNN
             backward (:mod:`rnnlab.nn.fastpath`)
 ``scan``    a parallel scan of a linear recurrence (:mod:`rnnlab.nn.scan`)         minGRU, minLSTM
 ``rebuild`` gates recorded at fused speed: the fused kernel for the outputs, then  LSTMCell, GRUCell, RNNCell
@@ -53,8 +53,8 @@ KERNELS: dict[type, Kernels] = {
     LSTMCell: Kernels(fused=True, fast=fastpath.run_lstm, rebuild=record_fused),
     PeepholeLSTMCell: Kernels(fast=fastpath.run_lstm),
     LayerNormLSTMCell: Kernels(fast=fastpath.run_layernorm_lstm),
-    GRUCell: Kernels(fused=True, rebuild=record_fused),
-    RNNCell: Kernels(fused=True, rebuild=record_fused),
+    GRUCell: Kernels(fused=True, fast=fastpath.run_gru, rebuild=record_fused),
+    RNNCell: Kernels(fused=True, fast=fastpath.run_rnn, rebuild=record_fused),
     MinGRUCell: Kernels(scan=True),
     MinLSTMCell: Kernels(scan=True),
 }
