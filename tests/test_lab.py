@@ -173,8 +173,8 @@ def test_library_rejects_unknown_model_with_typed_error():
 def test_curriculum_lengths_double_up_to_the_target():
     from rnnlab.tasks.lab import curriculum_lengths
 
-    assert curriculum_lengths(100) == [12, 24, 48, 96, 100]
-    assert curriculum_lengths(40) == [5, 10, 20, 40]
+    assert curriculum_lengths(100) == [10, 20, 40, 80, 100]
+    assert curriculum_lengths(40) == [10, 20, 40]
     assert curriculum_lengths(3) == [3]
 
 
@@ -192,10 +192,10 @@ def test_curriculum_trains_on_the_current_stage_and_advances_when_it_is_solved()
             return self.answers
 
     oracle = Oracle()
-    for expected in (10, 20, 40, 40):
+    for expected in (20, 40, 40):
         batch = task.stage_evals[task.stage] if task.stage < len(task.stage_evals) else task.eval_batch
         logits = torch.full((batch.inputs.shape[0], batch.inputs.shape[1], task.task.output_size), -9.0)
         logits[torch.arange(len(batch.targets)), :, batch.targets] = 9.0
         oracle.answers = logits
         assert task.evaluate(oracle, "valid")["curriculum_length"] == expected
-    assert task.state_dict() == {"stage": 3}
+    assert task.state_dict() == {"stage": 2}
