@@ -91,7 +91,8 @@ def _evaluate(run_dir, split, search, data=None, batch_size=64, encoding_errors=
 def _print_evaluation(result: dict) -> None:
     print(f"{result['split']}: {result['sources']} source sentences, {result['references']} references")
     for name, s in result["scores"].items():
-        print(f"  {name:>7}: BLEU {s['bleu']:5.1f}  chrF {s['chrf']:5.1f}  ({s['cpu_s']:.0f} CPU-s)")
+        print(f"  {name:>7}: BLEU {s['bleu']:5.1f}  chrF {s['chrf']:5.1f}  (first reference only: BLEU "
+              f"{s['bleu_first_reference']:.1f}; {s['cpu_s']:.1f} CPU-s)")
     first = next(iter(result["scores"].values()))
     print(f"  BLEU signature: {first['bleu_signature']}")
     print(f"  chrF signature: {first['chrf_signature']}")
