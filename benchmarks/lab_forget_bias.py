@@ -16,9 +16,9 @@ import time
 import torch
 
 from rnnlab.data.synthetic import LongGapCue
-from rnnlab.tasks.lab import GRID_DEFAULTS, LabTask, SOLVED, hidden_for_budget, is_solved
 from rnnlab.models.sequence_model import SequenceModel
-from rnnlab.train import Trainer, TrainConfig
+from rnnlab.tasks.lab import GRID_DEFAULTS, SOLVED, LabTask, hidden_for_budget, is_solved
+from rnnlab.train import TrainConfig, Trainer
 
 
 def main() -> None:

@@ -24,12 +24,12 @@ from pathlib import Path
 
 import torch
 
-from rnnlab.rundir import prepare_run_dir
 from rnnlab.data.text import load_corpus
 from rnnlab.data.tokenizer import fit_tokenizer
-from rnnlab.tasks.lm import LanguageModelTask, encode_splits, level_metrics
 from rnnlab.models import LanguageModel, LanguageModelConfig, WindowLanguageModel, WindowLanguageModelConfig
-from rnnlab.train import Trainer, TrainConfig, seed_everything
+from rnnlab.rundir import prepare_run_dir
+from rnnlab.tasks.lm import LanguageModelTask, encode_splits
+from rnnlab.train import TrainConfig, Trainer, seed_everything
 
 ROOT = Path(__file__).resolve().parent
 SHARED = ROOT.parent.parent / "shared" / "data"

@@ -26,8 +26,6 @@ import torch
 
 sys.path.insert(0, str(Path(__file__).parent))
 import speed  # noqa: E402  (the shared measuring loop and section writer)
-
-import rnnlab  # noqa: E402
 from rnnlab.nn import build_recurrent  # noqa: E402
 
 MIN_CONTENDERS = {

@@ -13,8 +13,8 @@ import torch.multiprocessing as mp
 from safetensors.torch import load_file, save_file
 
 from rnnlab.data.tokenizer import CharTokenizer
-from rnnlab.tasks.lm import LanguageModelTask
 from rnnlab.models import LanguageModel, LanguageModelConfig
+from rnnlab.tasks.lm import LanguageModelTask
 from rnnlab.train import TrainConfig, Trainer, seed_everything
 
 TEXT = "the clouds are in the sky; the sea is in the bay. " * 8

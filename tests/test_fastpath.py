@@ -9,7 +9,6 @@ import torch
 import rnnlab
 from rnnlab.errors import ConfigError
 from rnnlab.nn import fastpath
-from rnnlab.nn.cells import LSTMCell
 from rnnlab.nn.regularize import draw_masks
 
 D64 = torch.float64

@@ -5,8 +5,14 @@ import numpy as np
 import pytest
 import torch
 
-from rnnlab.analysis.gates import (best_per_feature, correlations, gate_traces, rank_units, record_language_model,
-                                   text_features)
+from rnnlab.analysis.gates import (
+    best_per_feature,
+    correlations,
+    gate_traces,
+    rank_units,
+    record_language_model,
+    text_features,
+)
 from rnnlab.analysis.next_token import next_tokens, next_words
 from rnnlab.data.tokenizer import CharTokenizer
 from rnnlab.errors import ConfigError, InputShapeError

@@ -9,8 +9,8 @@ from torch import nn
 from rnnlab.cli import main
 from rnnlab.data.synthetic import AddingProblem, CopyMemory, LongGapCue
 from rnnlab.errors import ConfigError
-from rnnlab.tasks.lab import MODELS, LabSettings, LabTask, build_lab_model, count_parameters, hidden_for_budget, run_one
 from rnnlab.models.sequence_model import SequenceModel
+from rnnlab.tasks.lab import MODELS, LabSettings, LabTask, build_lab_model, count_parameters, hidden_for_budget, run_one
 
 
 @pytest.mark.parametrize("name", MODELS)

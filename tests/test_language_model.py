@@ -11,12 +11,10 @@ import torch.nn.functional as F
 from rnnlab.checkpoint import load_checkpoint, save_checkpoint
 from rnnlab.data.tokenizer import CharTokenizer
 from rnnlab.errors import ConfigError, DataError
-from rnnlab.tasks.lm import LanguageModelTask, evaluate_stream
 from rnnlab.models import LanguageModel, LanguageModelConfig, WindowLanguageModel, WindowLanguageModelConfig
 from rnnlab.models.language import locked_dropout, sample_next
+from rnnlab.tasks.lm import LanguageModelTask, evaluate_stream
 from rnnlab.train import TrainConfig, Trainer
-
-
 
 
 def lm(cell="lstm", **kw):

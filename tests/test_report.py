@@ -10,15 +10,15 @@ import pytest
 import torch
 
 from rnnlab.analysis.gates import record_language_model
-from rnnlab.analysis.report import build_report, read_run
 from rnnlab.analysis.next_token import next_tokens
+from rnnlab.analysis.report import build_report, read_run
 from rnnlab.analysis.report_lm import encode, heldout_text, prompts_from_text
 from rnnlab.checkpoint import save_checkpoint
-from rnnlab.rundir import prepare_run_dir
 from rnnlab.cli import main
 from rnnlab.data.tokenizer import CharTokenizer
 from rnnlab.errors import RunDirError
 from rnnlab.models.language import LanguageModel, LanguageModelConfig
+from rnnlab.rundir import prepare_run_dir
 
 TEXT = ('The function "len(x)" returns the length (a number) of x.\n'
         'A list [1, 2] holds items; call "append(y)" to add one.\n\n') * 40

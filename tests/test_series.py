@@ -5,8 +5,16 @@ import pytest
 import torch
 
 from rnnlab.data.series import calendar_features, load_series
-from rnnlab.data.series_windows import (ForecastData, Split, StandardScaler, WindowBatches, ett_split, ratio_split,
-                                        tail_split, window_starts)
+from rnnlab.data.series_windows import (
+    ForecastData,
+    Split,
+    StandardScaler,
+    WindowBatches,
+    ett_split,
+    ratio_split,
+    tail_split,
+    window_starts,
+)
 from rnnlab.errors import ConfigError, DataError
 
 

@@ -8,7 +8,7 @@ import torch
 from rnnlab.data.builtin import pydoc_topics_text
 from rnnlab.data.text import check_text_file, load_corpus, write_token_file
 from rnnlab.data.token_batches import ContiguousBatches, RandomWindows
-from rnnlab.data.tokenizer import (BPETokenizer, CharTokenizer, WordTokenizer, fit_tokenizer, tokenizer_from_json)
+from rnnlab.data.tokenizer import BPETokenizer, CharTokenizer, WordTokenizer, fit_tokenizer, tokenizer_from_json
 from rnnlab.errors import DataError, RunDirError
 
 TEXT = "the cat sat on the mat\nthe dog sat\né ü → 漢字\n"

@@ -16,8 +16,6 @@ from rnnlab.models.registry import register_model
 from rnnlab.train import TrainConfig, Trainer, seed_everything
 
 
-
-
 @dataclass
 class TinyConfig:
     vocab: int = 7
