@@ -121,7 +121,6 @@ def train_speech(run: SpeechRunConfig, model: AcousticConfig, feature_config: Fe
     run_dir = prepare_run_dir(out, kind="speech", config=config, command=command, resume=resume)
     if resume:
         _check_resumable(run_dir, config)
-    started = time.perf_counter()
     if run.task == "isolated":
         sets = {"train": _sequence_set(isolated_set(splits["train"]), feature_config, model.stack),
                 **{k: _sequence_set(v, feature_config, model.stack) for k, v in eval_sets.items()}}
@@ -132,12 +131,11 @@ def train_speech(run: SpeechRunConfig, model: AcousticConfig, feature_config: Fe
         task = SpeechTask(splits["train"], eval_sets, feature_config, connected, augment, utterances=run.utterances,
                           batch_size=run.batch_size, seed=seed)
     summary = Trainer(net, task, train_config, run_dir=run_dir).fit(resume=resume)
-    wall = time.perf_counter() - started
     net.eval()
     results = _score(net, run, task, eval_sets["test"])
     if run.task == "connected":  # seen speakers' validation set, beside the test speaker(s)
         results.update(valid_der=task.evaluate(net, "valid", beam=run.beam)["der"])
-    results.update(train_wall_s=round(wall, 1), train_cpu_s=round(summary["cpu_s"], 1), epochs=summary["epochs"],
+    results.update(train_wall_s=round(summary["wall_s"], 1), train_cpu_s=round(summary["cpu_s"], 1), epochs=summary["epochs"],
                    parameters=sum(p.numel() for p in net.parameters()))
     update_run_json(run_dir, results=results, training=summary)
     _figures(run_dir, net, run, results, eval_sets["test"], feature_config)
