@@ -69,6 +69,19 @@ def _fmt(x, digits=1):
     return "–" if x is None else f"{x:.{digits}f}"
 
 
+def _summary(run_dir: Path, info: dict) -> tuple[dict, dict]:
+    """(summary, best validation metrics) of a run; from metrics.csv when it was interrupted (no summary)."""
+    if "summary" in info:
+        return info["summary"], info["results"]["valid"]
+    import csv
+
+    rows = list(csv.DictReader(open(run_dir / "metrics.csv")))
+    valid = [r for r in rows if r["split"] == "valid"]
+    best = max(valid, key=lambda r: float(r["bleu"]))
+    return ({"cpu_s": float(rows[-1]["cpu_s"]), "epochs": f"{rows[-1]['epoch']} (interrupted)"},
+            {"bleu": float(best["bleu"])})
+
+
 def report(args) -> str:
     root = Path(args.root)
     rows, buckets, signature = [], {}, None
@@ -88,9 +101,14 @@ def report(args) -> str:
             continue
         t = json.loads(path.read_text())
         info = json.loads((root / name / "run.json").read_text())
-        s, valid = info["summary"], info["results"]["valid"]
+        s, valid = _summary(root / name, info)
         greedy, beam = t["scores"]["greedy"], t["scores"]["beam5"]
-        rows.append([f"rnnlab {name} ({info['parameters']:,} params)", _fmt(s["cpu_s"], 0), str(s["epochs"]),
+        if "parameters" not in info:  # interrupted: count them in the best checkpoint
+            from rnnlab.checkpoint import load_checkpoint
+
+            info["parameters"] = sum(p.numel() for p in load_checkpoint(root / name).model.parameters())
+        params = f"{info['parameters']:,} params"
+        rows.append([f"rnnlab {name} ({params})", _fmt(s["cpu_s"], 0), str(s["epochs"]),
                      _fmt(valid["bleu"]), _fmt(greedy["bleu"]), _fmt(beam["bleu"]), _fmt(greedy["chrf"]),
                      _fmt(beam["chrf"]), _fmt(greedy.get("bleu_first_reference"))])
         signature = greedy["bleu_signature"]
