@@ -18,9 +18,9 @@ from pathlib import Path
 import numpy as np
 
 from rnnlab.analysis.report_sections import Page, table
+from rnnlab.checkpoint import load_checkpoint
 from rnnlab.data.scenes import LABEL_WORDS, build_scenes
 from rnnlab.rundir import has_checkpoint
-from rnnlab.runs.caption import load_captioner
 from rnnlab.tasks.caption import generate
 
 SCALE = 3  # pixels of the page per pixel of the scene
@@ -123,11 +123,13 @@ def caption_section(page: Page, run_dir: Path, info: dict, prefix: str = "") -> 
     """Scores from run.json and, when the run has a checkpoint, sample captions with per-word attention."""
     html = _scores(info)
     if has_checkpoint(run_dir):
-        model, run, _ = load_captioner(run_dir)
+        model = load_checkpoint(run_dir).model.eval()  # the report reads the run; it needs no run module
+        stored = (info.get("config") or {}).get("run") or {}
+        kind, data_seed = stored.get("scenes", "digits"), stored.get("data_seed", 0)
         grid, size = model.encoder.grid, model.config.image_size
         cards = []
         for split, count in SAMPLES.items():
-            scenes = build_scenes(run.scenes, split, count, run.data_seed)  # the first scenes of the run's split
+            scenes = build_scenes(kind, split, count, data_seed)  # the first scenes of the run's split
             captions, attention = generate(model, scenes.images)
             for i in range(count):
                 alpha = attention[i] if model.config.attention else None
