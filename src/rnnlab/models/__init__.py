@@ -1,6 +1,7 @@
 """Models built on the recurrent core. Importing this package registers every checkpointable model
 (see :mod:`rnnlab.models.registry`)."""
 from rnnlab.models.acoustic import AcousticConfig, AcousticModel
+from rnnlab.models.captioner import Captioner, CaptionerConfig
 from rnnlab.models.classifier import ClassifierConfig, SequenceClassifier
 from rnnlab.models.forecaster import Forecaster, ForecasterConfig
 from rnnlab.models.language import (
@@ -10,4 +11,3 @@ from rnnlab.models.language import (
     WindowLanguageModelConfig,
 )
 from rnnlab.models.translator import Translator, TranslatorConfig
-from rnnlab.models.captioner import Captioner, CaptionerConfig
