@@ -197,7 +197,8 @@ NOTES = [
     "over six speakers — only lucas was measured, the five other held-out connected runs did not fit in the time).",
     "* Augmentation did **not** help within the budget: SpecAugment + speed perturbation + noise together made "
     "lucas worse at 8 epochs (47.9% DER) because the augmented model trains more slowly (16.4% DER on the seen "
-    "speakers' validation set against 3.7%); the 16-epoch row shows whether more training recovers it. The "
+    "speakers' validation set against 3.7%). Trained to 16 epochs it is still worse (40.6%; validation 9.4%): "
+    "whether augmentation helps an unseen voice once the model has converged remains open. The "
     "one-at-a-time ablations (SpecAugment, speed, noise) and the cell comparison at equal parameters (LSTM, RNN, "
     "minGRU against the GRU) are in the script but were not run: each connected run costs 4.5–9 CPU minutes and "
     "the machine's load average was 6–13 during these measurements.",
