@@ -199,7 +199,8 @@ NOTES = [
     "lucas worse at 8 epochs (47.9% DER) because the augmented model trains more slowly (16.4% DER on the seen "
     "speakers' validation set against 3.7%). Trained to 16 epochs it is still worse (40.6%; validation 9.4%): "
     "whether augmentation helps an unseen voice once the model has converged remains open. Alone, SpecAugment "
-    "moved lucas's error by 0.4 points (25.9% against 26.3%), which one seed cannot tell from chance. The remaining one-at-a-time "
+    "(25.9%) and speed perturbation (26.0%) moved lucas's error by less than half a point from 26.3%, which one "
+    "seed cannot tell from chance; noise alone was not run. The remaining one-at-a-time "
     "ablations without a row above and the cell comparison at equal parameters (LSTM, RNN, "
     "minGRU against the GRU) are in the script but were not run: each connected run costs 4.5–9 CPU minutes and "
     "the machine's load average was 6–13 during these measurements.",
