@@ -9,6 +9,7 @@ import torch
 
 pytest.importorskip("sklearn", reason="digit scenes need scikit-learn's load_digits")
 
+from cli_checks import fails
 from rnnlab.checkpoint import load_checkpoint  # noqa: E402
 from rnnlab.cli import main  # noqa: E402
 from rnnlab.data import scenes as S  # noqa: E402
@@ -34,14 +35,6 @@ def run(tmp_path_factory):
     return root
 
 
-def fails(capsys, argv, message):
-    """The CLI exits 2 with exactly one line on stderr containing ``message``."""
-    capsys.readouterr()
-    assert main(argv) == 2
-    err = capsys.readouterr().err.strip()
-    assert "\n" not in err and "Traceback" not in err, err
-    assert message in err, err
-    return err
 
 
 def test_train_caption_evaluate(run, capsys):

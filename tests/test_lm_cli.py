@@ -7,6 +7,7 @@ import shutil
 
 import pytest
 
+from cli_checks import fails
 from rnnlab.cli import main
 from rnnlab.data.tokenizer import CharTokenizer
 
@@ -26,14 +27,6 @@ def run(tmp_path_factory):
     return root
 
 
-def fails(capsys, argv, message):
-    """The CLI exits 2 with exactly one line on stderr containing ``message``."""
-    capsys.readouterr()
-    assert main(argv) == 2
-    err = capsys.readouterr().err.strip()
-    assert "\n" not in err and "Traceback" not in err, err
-    assert message in err, err
-    return err
 
 
 def test_train_next_generate_evaluate(run, capsys):

@@ -5,6 +5,7 @@ import numpy as np
 import pytest
 import soundfile
 
+from cli_checks import fails
 from rnnlab.cli import main
 from test_speech import make_fsdd
 
@@ -24,13 +25,7 @@ def trained(fsdd, tmp_path_factory):
     return out
 
 
-def _one_line_error(capsys, argv, *words):
-    assert main(argv) == 2
-    err = capsys.readouterr().err.strip()
-    assert "\n" not in err and "Traceback" not in err, err
-    for word in words:
-        assert word in err, err
-    return err
+_one_line_error = fails  # the shared check (tests/cli_checks.py)
 
 
 def test_train_writes_a_complete_run(trained):

@@ -7,6 +7,7 @@ import json
 import pytest
 import torch
 
+from cli_checks import fails
 from rnnlab.checkpoint import load_checkpoint
 from rnnlab.cli import main
 from rnnlab.data.translation import TranslationDataConfig
@@ -40,13 +41,7 @@ def run(fra, tmp_path_factory):
     return out
 
 
-def _fails(capsys, argv, *phrases):
-    assert main(argv) == 2
-    err = capsys.readouterr().err
-    assert err.count("\n") == 1 and "Traceback" not in err, err
-    for phrase in phrases:
-        assert phrase in err, err
-    return err
+_fails = fails  # the shared check (tests/cli_checks.py)
 
 
 def test_train_writes_a_translation_run(run):
