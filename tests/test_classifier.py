@@ -6,14 +6,18 @@ import pandas as pd
 import pytest
 import torch
 
-from rnnlab.data.labelled_sequences import (SequenceSet, feature_stats, load_japanese_vowels, load_sequence_csv,
-                                            load_ts, pad)
+from rnnlab.data.labelled_sequences import (
+    SequenceSet,
+    feature_stats,
+    load_japanese_vowels,
+    load_sequence_csv,
+    load_ts,
+    pad,
+)
 from rnnlab.errors import ConfigError, DataError, InputShapeError, LengthsError
 from rnnlab.models.classifier import ClassifierConfig, SequenceClassifier
 from rnnlab.tasks.classify import ClassifyTask
 from rnnlab.train import TrainConfig, Trainer, seed_everything
-
-
 
 
 def padded(sequences, T, fill):

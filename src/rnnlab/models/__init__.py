@@ -3,6 +3,7 @@
 from rnnlab.models.acoustic import AcousticConfig, AcousticModel
 from rnnlab.models.captioner import Captioner, CaptionerConfig
 from rnnlab.models.classifier import ClassifierConfig, SequenceClassifier
+from rnnlab.models.conv_classifier import ConvClassifierConfig, ConvSequenceClassifier
 from rnnlab.models.forecaster import Forecaster, ForecasterConfig
 from rnnlab.models.language import (
     LanguageModel,

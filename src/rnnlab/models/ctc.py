@@ -26,6 +26,8 @@ import math
 
 import numpy as np
 
+from rnnlab.errors import ConfigError, DataError, InputShapeError
+
 __all__ = ["greedy_decode", "prefix_beam_search", "align", "label_confidences", "collapse"]
 
 
@@ -34,8 +36,6 @@ def _array(log_probs) -> np.ndarray:
         log_probs = log_probs.detach().cpu().numpy()
     a = np.asarray(log_probs, dtype=np.float64)
     if a.ndim != 2:
-        from rnnlab.errors import InputShapeError
-
         raise InputShapeError(f"expected log-probabilities of shape (T, C); got {a.shape}")
     return a
 
@@ -73,8 +73,6 @@ def prefix_beam_search(log_probs, beam: int = 8, blank: int = 0, prune: float = 
     """
     y = _array(log_probs)
     if beam < 1:
-        from rnnlab.errors import ConfigError
-
         raise ConfigError(f"beam must be >= 1, got {beam}")
     neg = -math.inf
     beams: dict[tuple, list[float]] = {(): [0.0, neg]}  # prefix -> [log p_b, log p_nb]
@@ -119,8 +117,6 @@ def align(log_probs, labels, blank: int = 0) -> tuple[np.ndarray, np.ndarray]:
     S = len(ext)
     needed = len(labels) + sum(1 for a, b in zip(labels, labels[1:]) if a == b)
     if needed > T:
-        from rnnlab.errors import DataError
-
         raise DataError(f"a labelling of {len(labels)} symbols needs at least {needed} frames; got {T}")
     score = np.full((T, S), -np.inf)
     back = np.zeros((T, S), dtype=np.int64)

@@ -37,7 +37,7 @@ from rnnlab.data.translation import BOS_ID, PAD_ID
 from rnnlab.errors import ConfigError, InputShapeError
 from rnnlab.models.attention import ATTENTION_KINDS, Attention
 from rnnlab.models.registry import register_model
-from rnnlab.nn import build_recurrent
+from rnnlab.nn import RECURRENT, build_recurrent
 from rnnlab.nn.sequence import check_lengths, lengths_to_mask, reverse_padded
 
 
@@ -61,8 +61,6 @@ class TranslatorConfig:
     reverse_source: bool | None = option(None, "read the source reversed (default: only without attention)")
 
     def __post_init__(self) -> None:
-        from rnnlab.nn import RECURRENT
-
         if self.cell not in RECURRENT:
             raise ConfigError(f"--cell must be one of {', '.join(sorted(RECURRENT))}; got {self.cell!r}")
         if self.bidirectional and self.hidden % 2:
