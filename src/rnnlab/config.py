@@ -72,7 +72,7 @@ def field_type(cls: type, field: dataclasses.Field) -> tuple[type, bool, bool]:
     return hint, optional, False
 
 
-def _check_value(cls_name: str, field: dataclasses.Field, value: Any, base: type) -> None:
+def _check_value(field: dataclasses.Field, value: Any, base: type) -> None:
     meta, name = field.metadata, flag_name(field)
     if base is bool:
         if not isinstance(value, bool):
@@ -108,7 +108,7 @@ def check_config(config: Any) -> Any:
             if not isinstance(value, (tuple, list)):
                 raise ConfigError(f"{flag_name(field)} must be a list of values, got {value!r}")
             for item in value:
-                _check_value(type(config).__name__, field, item, base)
+                _check_value(field, item, base)
         elif base in (int, float, bool, str):
-            _check_value(type(config).__name__, field, value, base)
+            _check_value(field, value, base)
     return config

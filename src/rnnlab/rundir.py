@@ -27,7 +27,7 @@ from rnnlab.errors import RunDirError
 from rnnlab.io import TMP_SUFFIX, atomic_write_json, read_json
 
 __all__ = ["RUN_FORMAT", "RUN_VERSION", "KINDS", "RUN_JSON", "POINTER", "METRICS", "TOKENIZER", "DATA_DIR",
-           "REPORT", "LAB_RUNS_JSON", "LAB_RUNS_CSV", "CLASSIFY_SPEC", "FORECAST_SPEC", "run_dir_of", "prepare_run_dir", "check_run_dir_free", "update_run_json", "read_run", "run_kind",
+           "REPORT", "LAB_RUNS_JSON", "LAB_RUNS_CSV", "CLASSIFY_SPEC", "FORECAST_SPEC", "run_dir_of", "prepare_run_dir", "check_run_dir_free", "update_run_json", "read_run",
            "has_checkpoint", "clean_temporary", "is_dead_run", "clear_dead_run", "discard_unstarted", "EARLY_ENTRIES"]
 
 RUN_FORMAT, RUN_VERSION = "rnnlab-run", 1
@@ -179,11 +179,6 @@ def run_dir_of(path: str | os.PathLike) -> Path:
     if not (path / RUN_JSON).exists() and (path.parent / RUN_JSON).exists():
         return path.parent
     return path
-
-
-def run_kind(run_dir: str | os.PathLike) -> str:
-    """The kind of the run in ``run_dir`` (checked as :func:`read_run` does)."""
-    return read_run(run_dir)["kind"]
 
 
 def clean_temporary(directory: str | os.PathLike) -> list[Path]:

@@ -16,7 +16,14 @@ from pathlib import Path
 import numpy as np
 
 from rnnlab import distributed
-from rnnlab.commands.options import add_config_options, add_run_options, apply_threads, command_line, config_from_args
+from rnnlab.commands.options import (
+    add_config_options,
+    add_run_options,
+    apply_threads,
+    command_line,
+    config_from_args,
+    given,
+)
 from rnnlab.data.text import check_text_file, load_corpus
 from rnnlab.errors import ConfigError, DataError
 from rnnlab.rundir import read_run, run_dir_of
@@ -63,9 +70,8 @@ def register(subparsers) -> None:
 def run_train(args: argparse.Namespace) -> int:
     apply_threads(args)
     config = config_from_args(LMRunConfig, args, seed=args.seed, progress=not args.no_progress)
-    given = {name for name in vars(args) if not name.startswith("_")}
     # On --resume only a longer budget (and the progress bar) may change; the rest is the stored run.
-    overrides = {k: getattr(config, k) for k in ("epochs", "max_steps", "max_minutes") if k in given}
+    overrides = {k: v for k, v in given(args, LMRunConfig).items() if k in ("epochs", "max_steps", "max_minutes")}
     overrides["progress"] = config.progress
     result = train_lm(config, args.out, resume=args.resume, command=command_line(), overrides=overrides,
                       force=args.force, log=lambda m: print(m, file=sys.stderr))

@@ -32,9 +32,8 @@ from rnnlab.nn.minimal import MinGRUCell, MinLSTMCell
 from rnnlab.nn.rebuild import record_fused
 from rnnlab.nn.variants import LayerNormLSTMCell, PeepholeLSTMCell
 
-__all__ = ["Kernels", "KERNELS", "PATHS", "SCANS", "kernels_for", "register_kernels", "choose_path", "scan_method"]
+__all__ = ["Kernels", "KERNELS", "SCANS", "kernels_for", "choose_path", "scan_method"]
 
-PATHS = ("fused", "fast", "scan", "rebuild", "unroll")
 BACKENDS = ("auto", "fused", "explicit")
 SCANS = ("auto", "chunked", "log", "sequential")
 
@@ -63,11 +62,6 @@ KERNELS: dict[type, Kernels] = {
 def kernels_for(cell_class: type) -> Kernels:
     """The kernels of exactly ``cell_class`` (none besides ``unroll`` for an unregistered class)."""
     return KERNELS.get(cell_class, Kernels())
-
-
-def register_kernels(cell_class: type, kernels: Kernels) -> None:
-    """Declare the kernels of a new cell class (call once, where the class is defined)."""
-    KERNELS[cell_class] = kernels
 
 
 def tracing() -> bool:

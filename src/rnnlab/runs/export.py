@@ -28,7 +28,6 @@ from __future__ import annotations
 import contextlib
 import importlib.util
 import io
-import json
 import warnings
 from pathlib import Path
 
@@ -151,7 +150,3 @@ def export_run(run_dir, out=None, *, force: bool = False) -> dict:
               "onnxruntime": onnxruntime.__version__, "checks": checks, "max_abs_diff": worst}
     atomic_write_json(record_path, record)
     return {"path": out, "record": record_path, **record}
-
-
-def describe(record: dict) -> str:
-    return json.dumps({k: record[k] for k in ("kind", "inputs", "outputs", "max_abs_diff")})

@@ -181,7 +181,8 @@ def train_lm(config: LMRunConfig, out: str | Path, *, resume: bool = False, comm
         size = config.vocab_size
         tokenizer = fit_tokenizer(config.level, corpus.lines("train"), max_size=size, min_count=config.min_count,
                                   bpe_vocab=size or 4096)
-    build_language_model(config, tokenizer.vocab_size)  # any model error before the directory exists
+    seed_everything(config.seed)
+    model = build_language_model(config, tokenizer.vocab_size)  # any model error before the directory exists
     train_settings = train_config(config)
     try:  # a failure while setting up a fresh run leaves no directory behind
         if dist.is_main():
@@ -195,8 +196,6 @@ def train_lm(config: LMRunConfig, out: str | Path, *, resume: bool = False, comm
         if not dist.is_main():
             data = {s: np.memmap(out / DATA_DIR / f"{s}.bin", dtype=token_dtype(tokenizer.vocab_size), mode="r")
                     for s in corpus.splits}
-        seed_everything(config.seed)
-        model = build_language_model(config, tokenizer.vocab_size)
         task = LanguageModelTask(data, tokenizer, batch_size=config.batch_size, bptt=config.bptt,
                                  windows=config.windows, seed=config.seed)
         trainer = Trainer(model, task, train_settings, out)
