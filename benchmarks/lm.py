@@ -2,6 +2,7 @@
 
     python benchmarks/lm.py zaremba-small      [--data ../shared/data/ptb]  [--threads 1]
     python benchmarks/lm.py tied-variational   [--data ../shared/data/ptb]
+    python benchmarks/lm.py awd-small          [--data ../shared/data/ptb]   # AWD-LSTM regularisers, 4.98M params
     python benchmarks/lm.py compare --epochs 4 [--data ../shared/data/ptb]   # MLP / RNN / GRU / LSTM, equal params
     python benchmarks/lm.py shakespeare --minutes 10 [--data ../shared/data/tinyshakespeare/input.txt]
 
@@ -52,6 +53,18 @@ def tied_variational(vocab, epochs=13):
                                 tie_weights=True, dropout_input=0.3, dropout_hidden=0.25, dropout_output=0.3,
                                 dropout_embed=0.05, weight_drop=0.2)
     train = TrainConfig(optimizer="sgd", lr=20.0, clip=0.25, schedule="plateau", lr_factor=0.25, lr_patience=0,
+                        max_epochs=epochs, restore_best=True)
+    return model, train, dict(batch_size=20, bptt=35)
+
+
+def awd_small(vocab, epochs=18):
+    """AWD-LSTM's regularisers at <= 5M parameters: 2 layers (400, then 300 to tie with the 300-wide embedding),
+    embedding dropout, locked dropout, weight drop on W_hh, AR/TAR, SGD held at lr 20 for 9 epochs then halved
+    every epoch (a step schedule instead of NT-ASGD: it fits a fixed CPU budget)."""
+    model = LanguageModelConfig(vocab, cell="lstm", embed_size=300, hidden_size=400, num_layers=2, init_range=0.1,
+                                tie_weights=True, dropout_embed=0.1, dropout_input=0.35, dropout_hidden=0.25,
+                                dropout_output=0.35, weight_drop=0.25, activation_reg=2.0, temporal_reg=1.0)
+    train = TrainConfig(optimizer="sgd", lr=20.0, clip=0.25, schedule="step", lr_factor=0.5, lr_start=9,
                         max_epochs=epochs, restore_best=True)
     return model, train, dict(batch_size=20, bptt=35)
 
@@ -113,7 +126,7 @@ def run(name, corpus, tokenizer, model_config, train_config, task_options, args)
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("preset", choices=["zaremba-small", "tied-variational", "compare", "shakespeare"])
+    parser.add_argument("preset", choices=["zaremba-small", "tied-variational", "awd-small", "compare", "shakespeare"])
     parser.add_argument("--data", default=None)
     parser.add_argument("--epochs", type=int, default=None)
     parser.add_argument("--minutes", type=float, default=10.0)
@@ -139,8 +152,8 @@ def main() -> None:
             run(f"compare-{name}", corpus, tokenizer, configs[name], TrainConfig(**train.__dict__),
                 dict(batch_size=20, bptt=35), args)
         return
-    preset = zaremba_small if args.preset == "zaremba-small" else tied_variational
-    model, train, task = preset(tokenizer.vocab_size, args.epochs or 13)
+    preset = {"zaremba-small": zaremba_small, "tied-variational": tied_variational, "awd-small": awd_small}[args.preset]
+    model, train, task = preset(tokenizer.vocab_size, *([args.epochs] if args.epochs else []))
     run(args.preset, corpus, tokenizer, model, train, task, args)
 
 

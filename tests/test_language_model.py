@@ -88,10 +88,55 @@ def test_weight_drop_only_in_training_and_gradients_reach_the_weights():
     assert not torch.allclose(a, b)  # a new DropConnect mask each call
     a.sum().backward()
     assert model.layers[0].weight_hh_l0.grad.abs().sum() > 0
-    with pytest.raises(ConfigError, match="weight_drop needs a cell"):
-        lm("layernorm", weight_drop=0.3)
+    with pytest.raises(ConfigError, match="has none"):
+        lm("mingru", weight_drop=0.3)
     with pytest.raises(ConfigError, match="dropout_input"):
         lm(dropout_input=1.0)
+
+
+@pytest.mark.parametrize("cell", ["lstm", "gru", "peephole", "layernorm"])
+def test_weight_drop_uses_the_dropped_matrix_on_every_path(cell):
+    # The explicit cells are bound to the layer's tensors once; a dropped W_hh must reach them for the call and
+    # the layer must be back on its own weights afterwards (a stale binding would pass the first check only).
+    model = lm(cell, weight_drop=0.5).double().train()
+    x = torch.randint(0, 11, (2, 6))
+    torch.manual_seed(5)
+    dropped = model(x)[0]
+    torch.manual_seed(5)
+    masks = [F.dropout(layer.weight_hh_l0, 0.5, training=True) for layer in model.layers]
+    manual = lm(cell).double()
+    manual.load_state_dict(model.state_dict())
+    with torch.no_grad():
+        for layer, matrix in zip(manual.layers, masks):
+            layer.weight_hh_l0.copy_(matrix)
+    torch.testing.assert_close(dropped, manual(x)[0], rtol=0, atol=1e-12)
+    torch.testing.assert_close(model.eval()(x)[0], lm(cell).double().eval()(x)[0], rtol=0, atol=1e-12)
+
+
+def test_activation_penalties_are_awd_lstm_ar_and_tar_and_reach_the_loss():
+    model = lm(activation_reg=2.0, temporal_reg=1.0).double().train()
+    x = torch.randint(0, 11, (3, 7))
+    logits, _ = model(x)
+    h = model.embedding(x).double()
+    for layer in model.layers:
+        h, _ = layer(h)
+    expected = 2.0 * h.pow(2).mean() + 1.0 * (h[:, 1:] - h[:, :-1]).pow(2).mean()
+    torch.testing.assert_close(model.activation_penalty(), expected, rtol=1e-12, atol=0)
+    assert model.activation_penalty() is None  # read once
+    model.eval()(x)
+    assert model.activation_penalty() is None  # never in evaluation
+    ids = np.random.default_rng(0).integers(0, 11, 400)
+    task = LanguageModelTask({"train": ids, "valid": ids}, CharTokenizer(list("abcdefghijk")), batch_size=3, bptt=7)
+    batch = next(iter(task.train_batches(0)))
+    torch.manual_seed(0)
+    with_penalty, _, _ = task.loss(model.train(), batch, None)
+    torch.manual_seed(0)
+    plain_logits, _ = model(batch[0])
+    penalty = model.activation_penalty()
+    plain = F.cross_entropy(plain_logits.reshape(-1, 11), batch[1].reshape(-1))
+    torch.testing.assert_close(with_penalty, plain + penalty)
+    with pytest.raises(ConfigError, match="activation_reg"):
+        lm(activation_reg=-1.0)
 
 
 def test_embedding_dropout_drops_whole_words():

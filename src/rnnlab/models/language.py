@@ -7,6 +7,12 @@
     hˡ_t = layerˡ(hˡ⁻¹_t, hˡ_{t−1}) ⊙ m_l          W_hh of each layer optionally DropConnect-ed (weight drop)
     p(x_{t+1} | x_≤t) = softmax(W_out h^L_t + b)  W_out = E when tied (Press & Wolf 2017; Inan et al. 2016)
 
+Training penalties on the last layer's output (Merity et al. 2017, AWD-LSTM), added to the loss by
+the language-model task through :meth:`LanguageModel.activation_penalty`::
+
+    AR  = α · mean((h^L_t ⊙ m_out)²)              activation regularisation (on the dropped output)
+    TAR = β · mean((h^L_t − h^L_{t−1})²)          temporal activation regularisation (before dropout)
+
 Shapes: forward(x (B, T) ids, state) -> (logits (B, T, V), state); the state is a list with one
 entry per layer, each that layer's ``h_n`` (or ``(h_n, c_n)``) of shape (1, B, H). With tying, the
 last layer's width is ``embed_size`` so the output matrix can be the embedding (AWD-LSTM does this).
@@ -131,7 +137,9 @@ class LanguageModelConfig:
     dropout_input: float = 0.0       # locked dropout on the embeddings
     dropout_hidden: float = 0.0      # locked dropout between layers
     dropout_output: float = 0.0      # locked dropout before the output layer
-    weight_drop: float = 0.0         # DropConnect on each layer's W_hh (needs a fused cell: lstm, gru, rnn)
+    weight_drop: float = 0.0         # DropConnect on each layer's W_hh (any cell with recurrent weights)
+    activation_reg: float = 0.0      # α of AR (AWD-LSTM: 2)
+    temporal_reg: float = 0.0        # β of TAR (AWD-LSTM: 1)
     init_range: float | None = None  # uniform(-r, r) for every weight (Zaremba: 0.1); None keeps the layers' init
     layer_options: dict = field(default_factory=dict)  # passed to build_recurrent (forget_bias, backend, ...)
 
@@ -149,15 +157,17 @@ class LanguageModel(GenerateMixin, nn.Module):
         for name in ("dropout_embed", "dropout_input", "dropout_hidden", "dropout_output", "weight_drop"):
             if not 0 <= getattr(c, name) < 1:
                 raise ConfigError(f"{name} must be in [0, 1), got {getattr(c, name)}")
+        if c.activation_reg < 0 or c.temporal_reg < 0:
+            raise ConfigError(f"activation_reg and temporal_reg must be >= 0; got {c.activation_reg}, {c.temporal_reg}")
         if min(c.vocab_size, c.embed_size, c.hidden_size, c.num_layers) < 1:
             raise ConfigError(f"vocab_size, embed_size, hidden_size, num_layers must be >= 1; got {c}")
         self.embedding = nn.Embedding(c.vocab_size, c.embed_size)
         sizes = [c.embed_size] + [c.hidden_size] * (c.num_layers - 1) + [c.embed_size if c.tie_weights else c.hidden_size]
         self.layers = nn.ModuleList(build_recurrent(c.cell, sizes[i], sizes[i + 1], batch_first=True, **c.layer_options)
                                     for i in range(c.num_layers))
-        if c.weight_drop and any(layer.path() != "fused" for layer in self.layers):
-            raise ConfigError(f"weight_drop needs a cell that runs on the fused backend (lstm, gru, rnn); "
-                              f"cell {c.cell!r} with {c.layer_options} does not")
+        if c.weight_drop and not all(_recurrent_weights(layer) for layer in self.layers):
+            raise ConfigError(f"weight_drop drops entries of the recurrent weights W_hh; cell {c.cell!r} has none "
+                              f"(minGRU/minLSTM gates see only x_t)")
         self.decoder = nn.Linear(sizes[-1], c.vocab_size)
         if c.tie_weights:
             self.decoder.weight = self.embedding.weight
@@ -178,8 +188,7 @@ class LanguageModel(GenerateMixin, nn.Module):
     def _run_layer(self, layer: nn.Module, x: torch.Tensor, state):
         p = self.config.weight_drop
         if self.training and p:
-            dropped = {name: F.dropout(getattr(layer, name), p, training=True)
-                       for name, _ in layer.named_parameters() if name.startswith("weight_hh")}
+            dropped = {name: F.dropout(getattr(layer, name), p, training=True) for name in _recurrent_weights(layer)}
             return torch.func.functional_call(layer, dropped, (x, state))
         return layer(x, state)
 
@@ -194,11 +203,20 @@ class LanguageModel(GenerateMixin, nn.Module):
         h = locked_dropout(self._embed(x), c.dropout_input, self.training)  # (B, T, E)
         new_state = []
         for i, layer in enumerate(self.layers):
-            h, s = self._run_layer(layer, h, None if state is None else state[i])  # (B, T, H_i)
+            raw, s = self._run_layer(layer, h, None if state is None else state[i])  # (B, T, H_i)
             new_state.append(s)
             last = i == len(self.layers) - 1
-            h = locked_dropout(h, c.dropout_output if last else c.dropout_hidden, self.training)
+            h = locked_dropout(raw, c.dropout_output if last else c.dropout_hidden, self.training)
+        self._penalty = None
+        if self.training and (c.activation_reg or c.temporal_reg):
+            # Kept for activation_penalty(): the task adds it to this batch's loss.
+            self._penalty = c.activation_reg * h.pow(2).mean() + c.temporal_reg * (raw[:, 1:] - raw[:, :-1]).pow(2).mean()
         return self.decoder(h), new_state  # (B, T, V)
+
+    def activation_penalty(self) -> torch.Tensor | None:
+        """AR + TAR of the last training-mode forward (None when both are off or in eval mode); read once."""
+        penalty, self._penalty = getattr(self, "_penalty", None), None
+        return penalty
 
 
 @dataclass
@@ -231,3 +249,8 @@ class WindowLanguageModel(GenerateMixin, nn.Module):
         logits = self.mlp(context)[:, context.shape[1] - x.shape[1]:]  # (B, T, V): outputs for x's steps only
         keep = self.config.window - 1
         return logits, (context[:, context.shape[1] - keep:] if keep else context[:, :0])
+
+
+def _recurrent_weights(layer: nn.Module) -> list[str]:
+    """Names of ``layer``'s recurrent matrices W_hh (one per layer and direction; none for minGRU/minLSTM)."""
+    return [name for name, _ in layer.named_parameters() if name.startswith("weight_hh")]

@@ -61,7 +61,12 @@ class RecurrentCell(nn.Module):
                 if given is None or tuple(given.shape) != shape:
                     got = None if given is None else tuple(given.shape)
                     raise StateDictError(f"cannot bind {type(self).__name__}: {name} must have shape {shape}; got {got}")
-                self.register_parameter(name, given)
+                # A Parameter is shared with the layer; a plain tensor (torch.func.functional_call,
+                # DropConnect's dropped W_hh) is bound as an attribute for this call only.
+                if isinstance(given, nn.Parameter):
+                    self.register_parameter(name, given)
+                else:
+                    setattr(self, name, given)
 
     # ----- parameters -------------------------------------------------------------------------
     @property

@@ -96,7 +96,8 @@ class StackedLayer:
         cache = self.__dict__.setdefault("_bound_cells", {})
         cell = cache.get((layer, direction))
         suffix = self.param_suffix(layer, direction)
-        if cell is None or any(getattr(self, name + suffix) is not tensor for name, tensor in cell._parameters.items()):
+        if cell is None or any(getattr(self, name + suffix) is not getattr(cell, name)
+                               for name in cell.parameter_shapes()):
             cell = cache[(layer, direction)] = self.bound_cell(layer, direction)
         return cell
 

@@ -69,7 +69,13 @@ class LMRunConfig:
     tie: bool = option(False, "tie input and output embeddings (Press & Wolf 2017)")
     dropout: float = option(0.0, "locked dropout on input, between layers and on output", min=0.0, max=1.0,
                             max_open=True)
-    weight_drop: float = option(0.0, "DropConnect on the recurrent weights W_hh (fused cells)", min=0.0, max=1.0,
+    embed_dropout: float = option(0.0, "embedding dropout: drop whole word types (AWD-LSTM: 0.1)", min=0.0, max=1.0,
+                                  max_open=True)
+    activation_reg: float = option(0.0, "AR: penalty α·mean(h²) on the last layer's dropped output (AWD-LSTM: 2)",
+                                   min=0.0)
+    temporal_reg: float = option(0.0, "TAR: penalty β·mean((h_t − h_{t−1})²) on the last layer (AWD-LSTM: 1)",
+                                 min=0.0)
+    weight_drop: float = option(0.0, "DropConnect on the recurrent weights W_hh (AWD-LSTM: 0.5)", min=0.0, max=1.0,
                                 max_open=True)
     init_range: float | None = option(None, "uniform init range for every weight (Zaremba: 0.1)", min=0.0,
                                       min_open=True, default_text="PyTorch's")
@@ -122,6 +128,7 @@ def build_language_model(c: LMRunConfig, vocab_size: int):
     return LanguageModel(LanguageModelConfig(
         vocab_size, cell=c.model, embed_size=c.embed, hidden_size=c.hidden, num_layers=c.layers, tie_weights=c.tie,
         dropout_input=c.dropout, dropout_hidden=c.dropout, dropout_output=c.dropout, weight_drop=c.weight_drop,
+        dropout_embed=c.embed_dropout, activation_reg=c.activation_reg, temporal_reg=c.temporal_reg,
         init_range=c.init_range))
 
 

@@ -106,6 +106,9 @@ class LanguageModelTask:
         x, y = batch
         logits, state = model(x, None if self.windows else state)
         loss = F.cross_entropy(logits.reshape(-1, logits.shape[-1]), y.reshape(-1))
+        penalty = getattr(getattr(model, "module", model), "activation_penalty", lambda: None)()  # AR/TAR
+        if penalty is not None:
+            loss = loss + penalty
         return loss, state, y.numel()
 
     def evaluate(self, model, split: str) -> dict[str, float]:
