@@ -13,6 +13,8 @@ from rnnlab.data.translation import (
     BOS_ID,
     EOS_ID,
     PAD_ID,
+    UNK_ID,
+    SubwordVocabulary,
     TranslationDataConfig,
     Vocabulary,
     group_references,
@@ -21,6 +23,7 @@ from rnnlab.data.translation import (
     normalize,
     read_pairs,
     split_by_source,
+    vocabulary_from_json,
 )
 from rnnlab.errors import ConfigError, DataError
 from rnnlab.models.attention import Attention
@@ -72,6 +75,35 @@ def test_split_by_source_never_shares_a_source_and_keeps_all_references():
     assert split_by_source(pairs, seed=3) == splits and split_by_source(pairs, seed=4) != splits
     groups = dict((tuple(s), refs) for s, refs in group_references(pairs))
     assert groups[("s1",)] == [["t1"], ["t41"], ["t81"]]
+
+
+def test_bpe_vocabulary_round_trip():
+    sentences = [normalize(t).split() for t in ("Je suis très fatigué.", "Tu es prêt ?", "Nous sommes très prêts !",
+                                                  "Il est fatigué, très fatigué.", "Elles sont prêtes.")] * 3
+    vocab = SubwordVocabulary.fit(sentences, vocab_size=40)
+    assert vocab.tokens[:4] == ["<pad>", "<unk>", "<bos>", "<eos>"] and len(vocab) <= 40
+    assert SubwordVocabulary.fit(sentences, vocab_size=40).tokens == vocab.tokens  # deterministic fit
+    for words in sentences[:5] + [["prêtes", "très", "fatigués"]]:  # an unseen word is spelt from units
+        ids = vocab.encode(words)
+        assert len(ids) >= len(words) and UNK_ID not in ids
+        assert vocab.decode(ids + [EOS_ID, 7, 8]) == words  # words come back exactly; stops at <eos>
+        assert vocab.decode([BOS_ID] + ids + [PAD_ID]) == words
+    assert len(vocab.encode(["fatigué"])) == 1 or "@@" in " ".join(vocab.pieces(["fatigué"]))
+    again = vocabulary_from_json(vocab.to_json())
+    assert isinstance(again, SubwordVocabulary) and again.tokens == vocab.tokens
+    assert again.encode(sentences[3]) == vocab.encode(sentences[3])
+    assert vocab.unknown(["très", "zèbre"]) == ["zèbre"]  # z and b were never seen
+    assert isinstance(vocabulary_from_json(Vocabulary.fit(sentences).to_json()), Vocabulary)
+
+
+def test_bpe_data_keeps_words_in_the_splits(tmp_path):
+    path = tmp_path / "fra.txt"
+    path.write_text("".join(f"I am {w}{i}.\tJe suis {w}{i}.\n" for i in range(10) for w in ("tired", "ready")),
+                    encoding="utf-8")
+    data = load_translation_data(TranslationDataConfig(data=str(path), tokens="bpe", bpe_vocab=64))
+    assert isinstance(data.source_vocab, SubwordVocabulary) and data.stats["source_vocab"] == len(data.source_vocab)
+    src, tgt = data.splits["train"][0]
+    assert src[:2] == ["i", "am"] and data.target_vocab.decode(data.target_vocab.encode(tgt)) == tgt
 
 
 def test_vocabulary_frequency_cut_and_round_trip():

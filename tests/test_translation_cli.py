@@ -74,8 +74,27 @@ def test_report_has_the_translation_sections(run):
     assert "Attention" in html and "BLEU by source length" in html and "title=" in html
 
 
-def test_resume_equals_an_uninterrupted_run(fra, tmp_path):
-    data = TranslationDataConfig(data=str(fra), min_count=1)
+def test_bpe_run_trains_translates_evaluates_and_reports_in_words(fra, tmp_path, capsys):
+    out = tmp_path / "bpe"
+    assert main(["train", "translate", "--data", str(fra), "--out", str(out), "--max-steps", "12", "--tokens", "bpe",
+                 "--bpe-vocab", "64", *TINY]) == 0
+    assert json.loads((out / "source_vocab.json").read_text())["format"] == "rnnlab-subword-vocabulary"
+    assert "rnnlab-subword-vocabulary" in load_checkpoint(out).files["target_vocab.json"]
+    capsys.readouterr()
+    assert main(["translate", str(out), "I am happy.", "I am zorglub."]) == 0
+    out_text, err = capsys.readouterr()
+    assert "zorglub" in err and "</w>" not in out_text and "@@" not in out_text
+    assert main(["evaluate", str(out), "--split", "test", "--beam", "2"]) == 0
+    result = json.loads((out / "translations-test.json").read_text())
+    assert all("\u2581" not in t for t in result["samples"][0]["beam"].split())
+    sample = result["samples"][0]
+    assert len(sample["attention"]) == len(sample["target"]) and len(sample["attention"][0]) == len(sample["source"])
+    assert main(["report", str(out)]) == 0
+
+
+@pytest.mark.parametrize("tokens", ["word", "bpe"])
+def test_resume_equals_an_uninterrupted_run(fra, tmp_path, tokens):
+    data = TranslationDataConfig(data=str(fra), min_count=1, tokens=tokens, bpe_vocab=64)
     model = TranslatorConfig(5, 5, embed=8, hidden=16, dropout=0.1)
     train = TranslateTrainConfig(batch_size=8, max_cpu_minutes=None, eval_every=4, select="loss", sampling=0.25)
     whole, part = tmp_path / "whole", tmp_path / "part"

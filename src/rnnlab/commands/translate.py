@@ -5,6 +5,8 @@
     rnnlab train translate --preset all --max-tokens 20 --max-cpu-minutes 60 --out runs/enfr20
     rnnlab translate runs/enfr "i am not sure it is a good idea ." --beam 5 --nbest 3
     rnnlab evaluate runs/enfr --split test           # sacreBLEU BLEU and chrF, all references, greedy and beam
+    rnnlab train translate --tokens bpe --bpe-vocab 4000 --out runs/enfr-bpe   # subword units (BLEU still on words)
+    torchrun --nproc_per_node 2 -m rnnlab.cli train translate --out runs/enfr-ddp   # data parallel, as for rnnlab train lm
 """
 from __future__ import annotations
 
@@ -71,6 +73,10 @@ def run_train(args: argparse.Namespace) -> int:
         train = config_from_args(train_cls, args)
         result = train_translation(data, model, train, args.out, seed=args.seed, progress=not args.no_progress,
                                    command=command_line())
+    from rnnlab import distributed as dist
+
+    if not dist.is_main():  # under torchrun rank 0 reports and evaluates
+        return 0
     s, stats = result["summary"], result["data_stats"]
     print(f"trained {result['parameters']:,} parameters for {s['steps']} steps ({s['epochs']} epochs, "
           f"{s['wall_s']:.0f} s wall, {s['cpu_s']:.0f} s CPU, stopped: {s['stopped']}) on {stats['train_pairs']:,} "

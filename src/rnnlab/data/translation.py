@@ -21,6 +21,13 @@ The ``tutorial`` preset is the subset of the PyTorch seq2seq tutorial: English s
 both sides under 10 words *as the tutorial counts them* (:func:`tutorial_length`: accents stripped,
 anything but letters and ``. ! ?`` is a space, so "i'm" is two words and commas do not count).
 On the 142,787 lines of fra.txt this keeps 10,922 pairs with 6,786 distinct English sentences.
+
+Units the model reads and writes (``--tokens``): ``word`` (:class:`Vocabulary`: the whitespace tokens
+above, words seen fewer than ``--min-count`` times in training become ``<unk>``) or ``bpe``
+(:class:`SubwordVocabulary`: byte-pair encoding learnt with the ``tokenizers`` library on each side's
+training words, ``--bpe-vocab`` units per side, every word ending in the mark ``▁`` so the words come
+back exactly). Either way the splits, the references and the BLEU score stay in words: a subword
+model's output is joined back into words before it is scored, so the two are comparable.
 """
 from __future__ import annotations
 
@@ -61,6 +68,9 @@ class TranslationDataConfig:
     max_tokens: int | None = option(None, "keep pairs whose both sides have at most this many tokens", min=1)
     lowercase: bool = option(True, "lower-case both sides")
     min_count: int = option(1, "word vocabulary: words seen fewer times in training become <unk>", min=1)
+    tokens: str = option("word", "units of the model: word (whole words) or bpe (subwords learnt with the "
+                                 "tokenizers library; BLEU is still computed on the words)", choices=("word", "bpe"))
+    bpe_vocab: int = option(4000, "with --tokens bpe: subword vocabulary size per language", min=64)
     split_seed: int = option(0, "seed of the 90/5/5 split by source sentence")
     encoding_errors: str = option("strict", "undecodable UTF-8: strict = stop with the line number; "
                                             "replace = U+FFFD", choices=("strict", "replace"))
@@ -191,6 +201,14 @@ class Vocabulary:
                 out.append(self.tokens[i])
         return out
 
+    def pieces(self, words: list[str]) -> list[str]:
+        """The units the model reads for ``words`` (here the words themselves, ``<unk>`` for unknown ones)."""
+        return [w if w in self.index else UNK for w in words]
+
+    def id_pieces(self, ids) -> list[str]:
+        """The units of ``ids`` as the model wrote them (here: :meth:`decode`)."""
+        return self.decode(ids)
+
     def to_json(self) -> str:
         return json.dumps({"format": "rnnlab-vocabulary", "tokens": self.tokens}, ensure_ascii=False)
 
@@ -202,22 +220,133 @@ class Vocabulary:
         return cls(data["tokens"])
 
 
+END_OF_WORD = "\u2581"  # "▁", appended to every word before BPE (see SubwordVocabulary)
+
+
+class SubwordVocabulary:
+    """BPE units <-> ids through the ``tokenizers`` library, with the interface of :class:`Vocabulary`.
+
+    Ids 0..3 are ``<pad> <unk> <bos> <eos>``; the rest are the BPE units learnt on the training words
+    (every word is given the final mark ``▁`` before BPE sees it, so a unit that ends a word ends in
+    ``▁``). :meth:`encode` takes words and gives unit ids; :meth:`decode` takes unit ids and gives
+    words back, so everything around the model (splits, references, BLEU) stays in words. A character
+    never seen in training becomes ``<unk>``.
+
+    The mark is a plain character rather than the library's ``end_of_word_suffix`` on purpose: with
+    the suffix, the ids of the suffixed letters depend on hash-map order and two fits on the same
+    words give different vocabularies; with a plain character the alphabet is sorted and the fit is
+    deterministic (a seeded run is reproducible, and the test suite checks it).
+    """
+
+    def __init__(self, backend):
+        self.backend = backend
+        vocab = backend.get_vocab()
+        self.tokens = sorted(vocab, key=vocab.get)
+        if self.tokens[:4] != list(SPECIALS) or [vocab[t] for t in self.tokens] != list(range(len(self.tokens))):
+            raise DataError(f"a subword vocabulary must give {SPECIALS} the ids 0..3 and number its units 0..n-1")
+
+    @classmethod
+    def fit(cls, sentences, vocab_size: int = 4000) -> "SubwordVocabulary":
+        from tokenizers import Tokenizer, models, pre_tokenizers, trainers
+
+        backend = Tokenizer(models.BPE(unk_token=UNK))
+        backend.pre_tokenizer = pre_tokenizers.WhitespaceSplit()
+        trainer = trainers.BpeTrainer(vocab_size=vocab_size, special_tokens=list(SPECIALS), show_progress=False)
+        backend.train_from_iterator((" ".join(w + END_OF_WORD for w in s) for s in sentences), trainer=trainer)
+        return cls(backend)
+
+    def __len__(self) -> int:
+        return len(self.tokens)
+
+    def encode(self, words: list[str]) -> list[int]:
+        if not words:
+            return []
+        return self.backend.encode([w + END_OF_WORD for w in words], is_pretokenized=True, add_special_tokens=False).ids
+
+    def unknown(self, words: list[str]) -> list[str]:
+        """Words with a character the units cannot spell (they would be read with an ``<unk>`` inside)."""
+        return [w for w in words if UNK_ID in self.encode([w])]
+
+    def pieces(self, words: list[str]) -> list[str]:
+        return self.id_pieces(self.encode(words))
+
+    def id_pieces(self, ids) -> list[str]:
+        """Units of ``ids`` up to the first ``<eos>``; a unit inside a word is shown with a trailing ``@@``."""
+        out = []
+        for i in ids:
+            i = int(i)
+            if i == EOS_ID:
+                break
+            if i not in (PAD_ID, BOS_ID):
+                unit = self.tokens[i]
+                out.append(unit[:-len(END_OF_WORD)] if unit.endswith(END_OF_WORD) else
+                           unit if unit in SPECIALS else unit + "@@")
+        return out
+
+    def decode(self, ids) -> list[str]:
+        """Words of ``ids`` up to the first ``<eos>`` (units joined until one ends a word)."""
+        words, current = [], ""
+        for i in ids:
+            i = int(i)
+            if i == EOS_ID:
+                break
+            if i in (PAD_ID, BOS_ID):
+                continue
+            unit = self.tokens[i]
+            if unit == UNK:
+                current += UNK
+            elif unit.endswith(END_OF_WORD):
+                words.append(current + unit[:-len(END_OF_WORD)])
+                current = ""
+                continue
+            else:
+                current += unit
+        if current:  # stopped inside a word: keep what was written
+            words.append(current)
+        return words
+
+    def to_json(self) -> str:
+        return json.dumps({"format": "rnnlab-subword-vocabulary", "tokenizer": json.loads(self.backend.to_str())},
+                          ensure_ascii=False)
+
+
+def vocabulary_from_json(text: str) -> "Vocabulary | SubwordVocabulary":
+    """A word or subword vocabulary from what its ``to_json`` wrote."""
+    try:
+        data = json.loads(text)
+    except json.JSONDecodeError as error:
+        raise DataError(f"vocabulary JSON is corrupt: {error}") from None
+    if isinstance(data, dict) and data.get("format") == "rnnlab-subword-vocabulary":
+        from tokenizers import Tokenizer
+
+        return SubwordVocabulary(Tokenizer.from_str(json.dumps(data["tokenizer"])))
+    return Vocabulary.from_json(text)
+
+
+def fit_vocabularies(config: TranslationDataConfig, train: list[Pair]):
+    """Source and target vocabularies fitted on the training pairs, as ``config.tokens`` says."""
+    if config.tokens == "bpe":
+        return (SubwordVocabulary.fit((s for s, _ in train), config.bpe_vocab),
+                SubwordVocabulary.fit((t for _, t in train), config.bpe_vocab))
+    return (Vocabulary.fit((s for s, _ in train), config.min_count),
+            Vocabulary.fit((t for _, t in train), config.min_count))
+
+
 @dataclass
 class TranslationData:
     """Token pairs per split (``source`` -> ``target``), vocabularies fitted on train, filter counts."""
 
     config: TranslationDataConfig
     splits: dict[str, list[Pair]]
-    source_vocab: Vocabulary
-    target_vocab: Vocabulary
+    source_vocab: "Vocabulary | SubwordVocabulary"
+    target_vocab: "Vocabulary | SubwordVocabulary"
     stats: dict = field(default_factory=dict)
 
     def references(self, split: str) -> list[tuple[list[str], list[list[str]]]]:
         return group_references(self.splits[split])
 
 
-def load_translation_data(config: TranslationDataConfig, *, vocabularies: tuple[Vocabulary, Vocabulary] | None = None
-                          ) -> TranslationData:
+def load_translation_data(config: TranslationDataConfig, *, vocabularies: tuple | None = None) -> TranslationData:
     """Read, normalise, filter and split ``config.data``; fit vocabularies on train unless given (resume)."""
     raw = read_pairs(config.data, config.encoding_errors)
     columns = {lang: i for i, lang in enumerate(LANGUAGES)}
@@ -236,8 +365,7 @@ def load_translation_data(config: TranslationDataConfig, *, vocabularies: tuple[
                         f"max tokens {config.max_tokens}); expected at least 20 to split 90/5/5")
     splits = split_by_source(pairs, config.split_seed)
     if vocabularies is None:
-        vocabularies = (Vocabulary.fit((s for s, _ in splits["train"]), config.min_count),
-                        Vocabulary.fit((t for _, t in splits["train"]), config.min_count))
+        vocabularies = fit_vocabularies(config, splits["train"])
     stats = {"lines": len(raw), "pairs": len(pairs),
              **{f"{name}_pairs": len(p) for name, p in splits.items()},
              **{f"{name}_sources": len({tuple(s) for s, _ in p}) for name, p in splits.items()},

@@ -3,13 +3,19 @@
 Run directory (besides what every run has, :mod:`rnnlab.rundir`)::
 
     RUN/run.json                  config {"data", "model", "train"}; "data_stats"; "results" per split
-    RUN/source_vocab.json         word vocabularies (also inside every checkpoint)
-    RUN/target_vocab.json
+    RUN/source_vocab.json         vocabularies: words, or with ``--tokens bpe`` the whole ``tokenizers``
+    RUN/target_vocab.json         BPE tokenizer (also inside every checkpoint; translate/evaluate/report use them)
     RUN/translations-<split>.json what ``evaluate`` decoded: scores for greedy and beam, BLEU by source
                                   length, and sample sentences with their attention (read by the report)
 
 Everything is validated (options, data file, filters) before the directory is created, so a bad
 command leaves nothing behind.
+
+Data parallel under ``torchrun`` as for language models (:mod:`rnnlab.distributed`): rank 0 fits the
+vocabularies and writes the run directory, the other ranks read them; each rank trains on its share
+of every batch (:class:`~rnnlab.tasks.translate.TranslationTask`) and DDP averages the gradients::
+
+    torchrun --nproc_per_node 2 -m rnnlab.cli train translate --data ../shared/data/eng-fra/fra.txt --out RUN
 """
 from __future__ import annotations
 
@@ -19,9 +25,10 @@ from pathlib import Path
 
 import torch
 
+from rnnlab import distributed as dist
 from rnnlab.checkpoint import load_checkpoint
 from rnnlab.config import check_config, option
-from rnnlab.data.translation import TranslationDataConfig, Vocabulary, load_translation_data, normalize
+from rnnlab.data.translation import TranslationDataConfig, load_translation_data, normalize, vocabulary_from_json
 from rnnlab.errors import ConfigError, DataError, RunDirError
 from rnnlab.io import atomic_write_json, atomic_write_text
 from rnnlab.models.translation_search import beam_search, greedy_search
@@ -78,6 +85,7 @@ def train_translation(data: TranslationDataConfig, model: TranslatorConfig, trai
     stored configs are used and only ``max_steps`` (if given) changes.
     """
     out = Path(out)
+    dist.init_from_env()
     if resume:
         info = read_run(out, kind=KIND)
         stored = info["config"]
@@ -85,22 +93,28 @@ def train_translation(data: TranslationDataConfig, model: TranslatorConfig, trai
         model, seed = TranslatorConfig(**stored["model"]), stored["seed"]
         if max_steps is not None:
             train = replace(train, max_steps=max_steps)
-        vocabularies = tuple(Vocabulary.from_json((out / f"{side}_vocab.json").read_text(encoding="utf-8"))
-                             for side in ("source", "target"))
+        vocabularies = _read_vocabularies(out)
     else:
         for config in (data, model, train):
             check_config(config)
-        check_run_dir_free(out)  # before the slow part
+        if dist.is_main():
+            check_run_dir_free(out)  # before the slow part
         vocabularies = None
-    dataset = load_translation_data(data, vocabularies=vocabularies)
+    if dist.is_main() or vocabularies is not None:
+        dataset = load_translation_data(data, vocabularies=vocabularies)
+    if dist.is_main():
+        sized = replace(model, source_vocab=len(dataset.source_vocab), target_vocab=len(dataset.target_vocab))
+        config = {"data": asdict(data), "model": asdict(sized), "train": asdict(train), "seed": seed}
+        if resume:
+            update_run_json(out, config=config)
+        else:
+            prepare_run_dir(out, kind=KIND, config=config, command=command, data_stats=dataset.stats)
+            atomic_write_text(out / "source_vocab.json", dataset.source_vocab.to_json())
+            atomic_write_text(out / "target_vocab.json", dataset.target_vocab.to_json())
+    dist.barrier()
+    if not dist.is_main() and vocabularies is None:  # the other ranks read what rank 0 fitted (BPE included)
+        dataset = load_translation_data(data, vocabularies=_read_vocabularies(out))
     model = replace(model, source_vocab=len(dataset.source_vocab), target_vocab=len(dataset.target_vocab))
-    config = {"data": asdict(data), "model": asdict(model), "train": asdict(train), "seed": seed}
-    if resume:
-        update_run_json(out, config=config)
-    else:
-        prepare_run_dir(out, kind=KIND, config=config, command=command, data_stats=dataset.stats)
-        atomic_write_text(out / "source_vocab.json", dataset.source_vocab.to_json())
-        atomic_write_text(out / "target_vocab.json", dataset.target_vocab.to_json())
     seed_everything(seed)
     translator = Translator(model)
     task = TranslationTask(dataset, batch_size=train.batch_size, seed=seed, label_smoothing=train.label_smoothing,
@@ -109,8 +123,14 @@ def train_translation(data: TranslationDataConfig, model: TranslatorConfig, trai
     summary = trainer.fit(resume=resume)
     results = {split: trainer.evaluate(split) for split in ("valid",)}
     parameters = sum(p.numel() for p in translator.parameters())
-    update_run_json(out, summary=summary, results=results, parameters=parameters)
+    if dist.is_main():
+        update_run_json(out, summary=summary, results=results, parameters=parameters)
     return {"summary": summary, "results": results, "parameters": parameters, "data_stats": dataset.stats}
+
+
+def _read_vocabularies(run_dir: Path) -> tuple:
+    return tuple(vocabulary_from_json((run_dir / f"{side}_vocab.json").read_text(encoding="utf-8"))
+                 for side in ("source", "target"))
 
 
 def load_translator(run_dir, which: str = "best"):
@@ -121,7 +141,7 @@ def load_translator(run_dir, which: str = "best"):
     missing = [f for f in ("source_vocab.json", "target_vocab.json") if f not in checkpoint.files]
     if missing:
         raise RunDirError(f"checkpoint {checkpoint.directory} lacks {', '.join(missing)}; it is not a translation run")
-    source, target = (Vocabulary.from_json(checkpoint.files[f"{s}_vocab.json"]) for s in ("source", "target"))
+    source, target = (vocabulary_from_json(checkpoint.files[f"{s}_vocab.json"]) for s in ("source", "target"))
     config = checkpoint.model.config
     if (config.source_vocab, config.target_vocab) != (len(source), len(target)):
         raise RunDirError(f"vocabularies in {checkpoint.directory} ({len(source)}, {len(target)} words) do not fit the "
@@ -202,9 +222,9 @@ def evaluate_run(run_dir, split: str = "test", search: SearchConfig | None = Non
     for i in range(min(SAMPLES, len(groups))):
         index = i * max(1, len(groups) // SAMPLES)
         hypothesis = best["hypotheses"][index]
-        samples.append({"source": groups[index][0], "references": [" ".join(r) for r in groups[index][1]],
+        samples.append({"source": source_vocab.pieces(groups[index][0]), "references": [" ".join(r) for r in groups[index][1]],
                         "greedy": decoded["greedy"]["texts"][index], "beam": best["texts"][index],
-                        "target": target_vocab.decode(hypothesis.tokens) + (["<eos>"] if hypothesis.attention is not None
+                        "target": target_vocab.id_pieces(hypothesis.tokens) + (["<eos>"] if hypothesis.attention is not None
                                   and len(hypothesis.attention) > len(hypothesis.tokens) else []),
                         "attention": None if hypothesis.attention is None else
                         [[round(float(w), 4) for w in row] for row in hypothesis.attention]})

@@ -11,6 +11,12 @@ label smoothing. ``evaluate`` returns that loss over every pair of the split, an
 chrF (sacreBLEU, every distinct source scored once against all its references). With
 ``select="bleu"`` the ``loss`` the trainer uses for early stopping and best weights is
 ``100 − BLEU`` and the cross-entropy is reported as ``xent``.
+
+Under DDP (:mod:`rnnlab.distributed`) every rank builds the same batches and trains on rows
+``rank, rank + world, ...`` of each (a batch with fewer rows than processes is skipped on all of
+them); the loss is scaled by the global token count (one all-reduce of two numbers) so that DDP's
+gradient average equals the single-process gradient of the whole batch. Validation runs on every
+rank over the whole split (the same weights give the same score).
 """
 from __future__ import annotations
 
@@ -19,7 +25,8 @@ import math
 import numpy as np
 import torch
 
-from rnnlab.data.translation import BOS_ID, EOS_ID, PAD_ID, TranslationData, Vocabulary
+from rnnlab import distributed as dist
+from rnnlab.data.translation import BOS_ID, EOS_ID, PAD_ID, TranslationData
 from rnnlab.errors import ConfigError
 from rnnlab.models.translation_search import beam_search, greedy_search
 from rnnlab.models.translator import sequence_loss
@@ -57,7 +64,7 @@ def bleu_chrf(hypotheses: list[str], references: list[list[str]]) -> dict:
             "chrf_signature": str(chrf.get_signature()), "bleu_detail": str(b)}
 
 
-def decode_split(model, groups, source_vocab: Vocabulary, target_vocab: Vocabulary, *, beam: int = 1,
+def decode_split(model, groups, source_vocab, target_vocab, *, beam: int = 1,
                  alpha: float = 1.0, batch_size: int = 64, max_len_a: float = 1.5, max_len_b: int = 5):
     """Translate every source of ``groups`` (``[(source tokens, references)]``); best hypothesis each."""
     device = next(model.parameters()).device
@@ -102,10 +109,14 @@ class TranslationTask:
         self.groups = {split: data.references(split) for split in data.splits}
 
     def num_batches(self, epoch: int) -> int:
-        return math.ceil(len(self.encoded["train"]) / self.batch_size)
+        world = dist.world_size()
+        if world == 1:
+            return math.ceil(len(self.encoded["train"]) / self.batch_size)
+        return sum(1 for _ in self._batches(epoch))
 
-    def train_batches(self, epoch: int):
-        pairs = self.encoded["train"]
+    def _batches(self, epoch: int):
+        """Index lists of the global batches of ``epoch``, in training order (module docstring)."""
+        pairs, world = self.encoded["train"], dist.world_size()
         rng = np.random.default_rng((self.seed, epoch))
         order = rng.permutation(len(pairs))
         batches = []
@@ -114,12 +125,22 @@ class TranslationTask:
             chunk = sorted(order[start:start + pool], key=lambda i: len(pairs[i][0]))
             batches += [chunk[i:i + self.batch_size] for i in range(0, len(chunk), self.batch_size)]
         for index in rng.permutation(len(batches)):
-            yield collate([pairs[i] for i in batches[index]])
+            if len(batches[index]) >= world:
+                yield batches[index]
+
+    def train_batches(self, epoch: int):
+        pairs, rank, world = self.encoded["train"], dist.rank(), dist.world_size()
+        for batch in self._batches(epoch):
+            yield collate([pairs[i] for i in batch[rank::world]])
 
     def loss(self, model, batch, state):
         source, lengths, target_in, target_out = batch
         logits, _ = model(source, lengths, target_in, sampling=self.sampling)
         loss, count = sequence_loss(logits, target_out, self.label_smoothing)
+        if dist.is_active():  # scale to the global mean: DDP divides the summed gradients by the world size
+            world = dist.world_size()
+            total = dist.all_reduce_sum([float(count)], source.device)[0]
+            return loss * (count * world / total), None, total / world
         return loss, None, count
 
     def cross_entropy(self, model, split: str) -> float:
