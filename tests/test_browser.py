@@ -115,7 +115,7 @@ def test_demo_report_renders_in_chromium(demo, browser, tmp_path):
     assert open_page(browser, page) == []
     html = page.read_text()
     sections = re.findall(r'<section id="([^"]+)"', html)
-    for expected in ("overview", "lab-curves", "lab-gap", "gradflow-gradflow", "lm-curves", "lm-gates", "lm-next"):
+    for expected in ("overview", "lab-curves", "lab-gap", "lab-steps", "gradflow-gradflow", "lm-curves", "lm-gates", "lm-next"):
         assert expected in sections
     for section in sections:
         element = browser.find_element("id", section)

@@ -199,3 +199,23 @@ def test_curriculum_trains_on_the_current_stage_and_advances_when_it_is_solved()
         oracle.answers = logits
         assert task.evaluate(oracle, "valid")["curriculum_length"] == expected
     assert task.state_dict() == {"stage": 2}
+
+
+def test_steps_to_solve_table_and_plot_mark_unsolved_runs(tmp_path):
+    from rnnlab.analysis.lab import plot_grid, solved_step_table
+    from rnnlab.tasks.lab import RunResult
+
+    def row(model, length, seed, solved_step):
+        solved = solved_step is not None
+        return RunResult("gap", model, length, seed, 8, 900, solved_step or 1000, solved, solved_step, 1.0,
+                         "accuracy", 1.0 if solved else 0.05, 1.0 if solved else 0.05, 0.05,
+                         [(100, 0.05), (solved_step or 1000, 1.0 if solved else 0.05)])
+
+    rows = [row("lstm", 10, 0, 200), row("lstm", 10, 1, 300), row("lstm", 100, 0, 900), row("lstm", 100, 1, None),
+            row("rnn", 10, 0, 500), row("rnn", 10, 1, None), row("rnn", 100, 0, None), row("rnn", 100, 1, None)]
+    table = solved_step_table(rows)
+    assert table["lstm"].tolist()[0] == [200.0, 300.0] and table["lstm"][1, 0] == 900
+    assert torch.isnan(torch.tensor(table["lstm"][1, 1])) and torch.isnan(torch.tensor(table["rnn"][1])).all()
+    paths = plot_grid(rows, tmp_path, budget=1000)
+    assert [p.name for p in paths] == ["gap_accuracy.png", "gap_curves.png", "gap_steps.png"]
+    assert all(p.stat().st_size > 1000 for p in paths)

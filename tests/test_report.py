@@ -140,7 +140,7 @@ def test_demo_with_a_missing_part(tmp_path, lab_dir):
                  table={"title": "accuracy", "columns": ["model", "gap 5"], "rows": [["lstm", 1.0]]})
     html = build_report(d).read_text()
     ids = section_ids(html)
-    assert ids == ["overview", "lab-gap", "lab-curves", "lab-overview", "lm-missing"] and "does not exist" in html
+    assert ids == ["overview", "lab-gap", "lab-steps", "lab-curves", "lab-overview", "lm-missing"] and "does not exist" in html
     assert "<td>lstm</td><td>1.0</td>" in html  # the demo's own table, in its own column order
 
 

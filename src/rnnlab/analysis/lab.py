@@ -7,7 +7,7 @@ from pathlib import Path
 
 import numpy as np
 
-from rnnlab.analysis.plots import learning_curves, metric_by_length, save_png
+from rnnlab.analysis.plots import learning_curves, metric_by_length, save_png, steps_to_solve
 from rnnlab.errors import RunDirError
 from rnnlab.rundir import LAB_RUNS_JSON, METRICS
 from rnnlab.tasks.lab import RunResult, make_task
@@ -81,8 +81,10 @@ def summary_markdown(results) -> str:
     return "\n".join(lines)
 
 
-def plot_grid(results, out_dir: str | Path) -> list[Path]:
-    """``<task>_<metric>.png`` (final metric against length, seed spread) and ``<task>_curves.png``."""
+def plot_grid(results, out_dir: str | Path, budget: int | None = None) -> list[Path]:
+    """``<task>_<metric>.png`` (final metric against length, seed spread), ``<task>_curves.png`` and
+    ``<task>_steps.png`` (steps until solved against length; ``budget``: the runs' step budget, by default
+    the longest run)."""
 
 
     if not results:
@@ -107,8 +109,25 @@ def plot_grid(results, out_dir: str | Path) -> list[Path]:
         fig = learning_curves(curves, ylabel=LABELS.get(metric, metric), chance=metric_chance(results[0]), styles=styles,
                               title=f"{task}: held-out {metric} during training (first seed)", logy=metric == "mse")
         paths.append(out / f"{task}_curves.png")
-        save_png(fig, paths[1])
+        save_png(fig, paths[-1])
+    budget = budget or max(r.steps for r in results)
+    fig = steps_to_solve(lengths, solved_step_table(results), budget=budget, xlabel=f"{word} (steps)",
+                         title=f"{task}: steps until solved (median over seeds; open = not solved)")
+    paths.append(out / f"{task}_steps.png")
+    save_png(fig, paths[-1])
     return paths
+
+
+def solved_step_table(results) -> dict:
+    """model -> (L, S) array of the step at which each run was solved (NaN: not solved, or not run)."""
+    lengths, _ = metric_table(results)
+    models = list(dict.fromkeys(r.model for r in results))
+    seeds = sorted({r.seed for r in results})
+    table = {m: np.full((len(lengths), len(seeds)), np.nan) for m in models}
+    for r in results:
+        if r.solved and r.solved_step is not None:
+            table[r.model][lengths.index(r.length), seeds.index(r.seed)] = r.solved_step
+    return table
 
 
 def largest_solved(results, model: str) -> int | None:

@@ -18,6 +18,46 @@ from matplotlib.figure import Figure  # noqa: E402
 from rnnlab.io import atomic_write_bytes
 
 
+def steps_to_solve(lengths, steps: dict, *, budget: int, xlabel: str = "gap / sequence length",
+                   title: str | None = None) -> Figure:
+    """Sample complexity: training steps until solved against length, log-log, one line per model.
+
+    Args:
+        lengths: (L,) the x values.
+        steps: model name -> (L, S) array of the step at which each seed solved the task; NaN = not solved
+            within the run's budget (drawn as an open marker at ``budget``, above a dotted line).
+        budget: the step budget of the runs.
+    The line joins the median over seeds where every seed solved; a model that never solves draws only markers.
+    """
+    x = np.asarray(lengths, dtype=float)
+    fig, ax = plt.subplots(figsize=(6.4, 4.2))
+    for index, (name, runs) in enumerate(steps.items()):
+        runs = np.asarray(runs, dtype=float).reshape(len(x), -1)  # (L, S)
+        color = f"C{index % 10}"
+        all_solved = ~np.isnan(runs).any(axis=1)
+        ax.plot(x[all_solved], np.median(runs[all_solved], axis=1) if all_solved.any() else [], marker="o",
+                color=color, label=name)
+        for column in runs.T:
+            ax.scatter(x, column, color=color, s=10, alpha=0.5)
+        unsolved = np.isnan(runs).sum(axis=1)  # seeds without a solve at each length
+        jitter = 1 + 0.04 * (index - len(steps) / 2)  # keep models' "not solved" markers apart
+        ax.scatter(x[unsolved > 0] * jitter, np.full(int((unsolved > 0).sum()), float(budget)), facecolors="none",
+                   edgecolors=color, s=28 + 14 * unsolved[unsolved > 0], linewidths=1.2)
+    ax.axhline(budget, color="gray", linestyle=":", linewidth=1, label=f"budget ({budget:,} steps): open = not solved")
+    ax.set_xscale("log")
+    ax.set_yscale("log")
+    ax.set_xticks(x)
+    ax.set_xticklabels([f"{v:g}" for v in x])
+    ax.minorticks_off()
+    ax.set_xlabel(xlabel)
+    ax.set_ylabel("training steps until solved")
+    if title:
+        ax.set_title(title)
+    ax.legend(fontsize=8)
+    fig.tight_layout()
+    return fig
+
+
 def metric_by_length(lengths, values: dict, *, ylabel: str, xlabel: str = "gap / sequence length",
                      chance: float | None = None, title: str | None = None, logy: bool = False) -> Figure:
     """One line per model: the mean over seeds against length, with the seed spread.

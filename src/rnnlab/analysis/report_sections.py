@@ -188,6 +188,29 @@ def lab_section(page: Page, run_dir: Path, info: dict, prefix: str = "") -> None
             'keeps it much longer.</p><div class="grid">' + page.chart(spec)
             + "<div>" + table(["model", word, "params", metric, "solved", "steps"], rows) + "</div></div>")
     page.add(f"{prefix}gap", f"{METRIC_LABELS.get(metric, metric).capitalize()} against {word}, per model", html)
+    _steps_to_solve_section(page, runs, info, lengths, word, prefix)
+
+
+def _steps_to_solve_section(page: Page, runs: list, info: dict, lengths: list, word: str, prefix: str) -> None:
+    """Sample complexity: median steps until solved against length; a run not solved counts as the budget."""
+    settings = ((info.get("config") or {}).get("settings") or {})
+    budget = number(settings.get("steps")) or max((number(r.get("steps")) or 0) for r in runs)
+    series = []
+    for model in dict.fromkeys(r.get("model") for r in runs):
+        y = []
+        for n in lengths:
+            steps = [number(r.get("solved_step")) if r.get("solved") else budget
+                     for r in runs if r.get("model") == model and r.get("length") == n]
+            steps = sorted(v for v in steps if v is not None)
+            y.append(steps[len(steps) // 2] if steps else None)  # the median seed (upper median)
+        series.append({"name": model, "x": lengths, "y": y, "markers": True})
+    spec = {"title": f"steps until solved against {word}", "xlabel": word, "ylabel": "training steps until solved",
+            "series": series, "logx": True, "logy": True, "xticks": lengths,
+            "hline": {"y": budget, "label": f"budget {int(budget):,} steps (not solved)"}}
+    html = ('<p class="note">How much training each model needs as the gap grows: the median over seeds of the step '
+            "at which the held-out set was first solved; a run that never solved counts as the budget, so a point on "
+            "the budget line means most seeds did not solve it.</p>" + page.chart(spec))
+    page.add(f"{prefix}steps", f"Steps until solved against {word}, per model", html)
 
 
 # ----------------------------------------------------------------------------- gradient flow

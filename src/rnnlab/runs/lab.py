@@ -72,5 +72,5 @@ def run_grid(task_name: str, models, lengths, seeds, settings: LabSettings, out_
                     f"{result.metric} {result.final:.4f} after {result.steps} steps "
                     f"({'solved' if result.solved else 'not solved'}, {result.wall_s:.1f} s, {result.params} params)")
     atomic_write_text(out / "summary.md", summary_markdown(results))
-    plot_grid(results, out)
+    plot_grid(results, out, budget=settings.steps)
     return results

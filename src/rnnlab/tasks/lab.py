@@ -11,7 +11,8 @@ has **solved** its task, judged on a fixed held-out set of ``eval_size`` sequenc
 * copy memory: accuracy >= 0.99 on the copied symbols (the last ``copy_length`` steps).
 
 Models (``MODELS``): ``mlp`` (fixed window W, default 10), ``rnn`` (tanh), ``gru``, ``lstm``
-(forget-gate bias 1) and ``lstm_chrono`` (chrono init with T_max = the task's longest sequence).
+(forget-gate bias 1), ``lstm_chrono`` (chrono init with T_max = the task's longest sequence),
+``peephole`` and ``layernorm`` LSTMs (forget-gate bias 1), ``mingru`` and ``minlstm`` (Feng et al. 2024).
 Each grid writes ``runs.csv`` / ``runs.json`` (one row per run, rewritten after every run so a
 killed grid keeps what it finished), ``metrics.csv`` (every evaluation of every run),
 ``run.json``, ``summary.md`` and PNG plots; see :func:`run_grid`. The gradient-flow study is in
@@ -33,9 +34,12 @@ from rnnlab.models.window_mlp import WindowMLP
 from rnnlab.nn.sequence import last_valid
 from rnnlab.train import TrainConfig, Trainer
 
-MODELS = ("mlp", "rnn", "gru", "lstm", "lstm_chrono")
+MODELS = ("mlp", "rnn", "gru", "lstm", "lstm_chrono", "peephole", "layernorm", "mingru", "minlstm")
 RECURRENT_MODELS = {"rnn": ("rnn", {}), "gru": ("gru", {}), "lstm": ("lstm", {"forget_bias": 1.0}),
-                    "lstm_chrono": ("lstm", {})}  # chrono_tmax is set from the task
+                    "lstm_chrono": ("lstm", {}),  # chrono_tmax is set from the task
+                    "peephole": ("peephole", {"forget_bias": 1.0}), "layernorm": ("layernorm", {"forget_bias": 1.0}),
+                    "mingru": ("mingru", {}), "minlstm": ("minlstm", {})}
+DEFAULT_MODELS = ("mlp", "rnn", "gru", "lstm", "lstm_chrono")  # the default grids: the classic comparison
 SOLVED = {"class": ("accuracy", ">=", 0.99), "value": ("mse", "<", 0.01), "sequence": ("copy_accuracy", ">=", 0.99)}
 
 
@@ -71,10 +75,10 @@ def _defaults(models, lengths, seeds, **settings) -> dict:
 
 # The default grids (``rnnlab lab <task>`` with no options; benchmarks/results/lab.md ran these).
 GRID_DEFAULTS = {
-    "gap": _defaults(MODELS, [5, 20, 50, 100], [0, 1, 2], budget=30_000, embedding=32, steps=2000, lr=1e-3),
-    "adding": _defaults(MODELS, [50, 100, 200], [0], budget=10_000, steps=2000, lr=1e-3),
+    "gap": _defaults(DEFAULT_MODELS, [5, 20, 50, 100], [0, 1, 2], budget=30_000, embedding=32, steps=2000, lr=1e-3),
+    "adding": _defaults(DEFAULT_MODELS, [50, 100, 200], [0], budget=10_000, steps=2000, lr=1e-3),
     "copy": _defaults(["lstm", "lstm_chrono"], [100, 500], [0], budget=12_000, embedding=16, steps=2000, lr=1e-3),
-    "order": _defaults(MODELS, [50, 100], [0], budget=10_000, embedding=16, steps=2000, lr=1e-3),
+    "order": _defaults(DEFAULT_MODELS, [50, 100], [0], budget=10_000, embedding=16, steps=2000, lr=1e-3),
     "gradflow": _defaults(["rnn", "gru", "lstm", "lstm_chrono"], [100], [0, 1], budget=30_000, embedding=32,
                           steps=2000, lr=1e-3),
 }
