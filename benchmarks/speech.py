@@ -63,9 +63,13 @@ def experiments() -> list[tuple[str, dict]]:
             ("connected-official-16ep", {"run": {"epochs": 16}, "continue": "connected-official"}),
             ("connected-lucas-all-aug-16ep", {"run": {"split": "speaker:lucas", "epochs": 16}, "augment": SPEC,
                                               "connected": {**SPEED, **NOISE}, "continue": "connected-lucas-all-aug"})]
+    out += [("connected-official-plateau-16ep", {"run": {"epochs": 16, "schedule": "plateau"},
+                                                 "continue": "connected-official"}),
+            ("connected-official-conv", {"model": {"frontend": "conv"}})]
     out += [("connected-lucas-specaugment", {"run": {"split": "speaker:lucas"}, "augment": SPEC}),
             ("connected-lucas-speed", {"run": {"split": "speaker:lucas"}, "connected": SPEED}),
             ("connected-lucas-noise", {"run": {"split": "speaker:lucas"}, "connected": NOISE})]
+    out += [(f"connected-{s}", {"run": {"split": f"speaker:{s}"}}) for s in SPEAKERS if s != "lucas"]
     out += [(f"connected-{s}-all-aug", {"run": {"split": f"speaker:{s}"}, "augment": SPEC,
                                         "connected": {**SPEED, **NOISE}}) for s in SPEAKERS if s != "lucas"]
     base = asdict(AcousticConfig(n_features=40))
@@ -98,6 +102,47 @@ def _adopt(out: Path, run: SpeechRunConfig, model: AcousticConfig, connected: Co
     return results if same and results else None
 
 
+def _upgrade_copy(out: Path, run: SpeechRunConfig, model: AcousticConfig, connected: ConnectedConfig,
+                  augment: AugmentConfig) -> None:
+    """Make a copied shorter run resumable as ``run``: options added since it was trained get their
+    defaults (they are what it ran with), and a learning-rate schedule may be switched on provided it
+    would not have acted yet — every validation so far lowered the loss and the rate never changed — so
+    that resuming equals training with the schedule from the start. Anything else that differs stops."""
+    import csv
+
+    info = json.loads((out / "run.json").read_text())
+    stored = info["config"]
+    model = AcousticConfig(**{**asdict(model), "n_features": FeatureConfig().size, "n_labels": 11})
+    new = {"run": asdict(run), "model": asdict(model), "features": asdict(FeatureConfig()),
+           "connected": asdict(connected), "augment": asdict(augment), "seed": 0}
+    filled = {"run": asdict(SpeechRunConfig(**stored["run"])), "model": asdict(AcousticConfig(**stored["model"])),
+              "features": asdict(FeatureConfig(**stored["features"])),
+              "connected": asdict(ConnectedConfig(**stored["connected"])),
+              "augment": asdict(AugmentConfig(**stored["augment"])), "seed": stored["seed"]}
+    budget = {"epochs", "max_cpu_minutes", "patience", "data"}
+    schedule = {"schedule", "lr_factor", "lr_patience", "lr_start"}
+    differ = sorted(f"{g}.{k}" for g in new if isinstance(new[g], dict) for k in new[g]
+                    if k not in budget and filled[g].get(k) != new[g][k])
+    if new["seed"] != filled["seed"] or any(d.split(".")[1] not in schedule or d.split(".")[0] != "run" for d in differ):
+        raise SystemExit(f"cannot continue {out} as {asdict(run)}: it differs in {differ}")
+    if differ:
+        if run.schedule != "plateau":
+            raise SystemExit(f"only a plateau schedule can be switched on when continuing {out}; got {run.schedule}")
+        with open(out / "metrics.csv") as handle:
+            rows = [r for r in csv.DictReader(handle) if r["split"] == "valid"]
+        losses, rates = [float(r["loss"]) for r in rows], {float(r["lr"]) for r in rows}
+        if any(b >= min(losses[:i + 1]) for i, b in enumerate(losses[1:])) or len(rates) != 1:
+            raise SystemExit(f"{out}: the plateau schedule would have acted already ({losses}, rates {rates})")
+    info["config"] = new
+    (out / "run.json").write_text(json.dumps(info, indent=1))
+    for path in out.glob("ckpt-*/model.json"):
+        meta = json.loads(path.read_text())
+        if asdict(AcousticConfig(**meta["config"])) != new["model"]:
+            raise SystemExit(f"{path}: its model differs from {new['model']}")
+        meta["config"] = new["model"]
+        path.write_text(json.dumps(meta, indent=1))
+
+
 def isolated_with_ctc(run_dir: Path, data: str, split: str) -> float:
     """Accuracy of a connected-digit CTC model on the split's single test recordings (exactly one digit, right)."""
     from rnnlab.data.audio import features
@@ -126,6 +171,7 @@ def run_experiment(name: str, options: dict, data: str, runs: Path) -> dict:
     resume = False
     if options.get("continue"):  # longer training = the shorter run resumed (exact resume: same as from scratch)
         shutil.copytree(runs / options["continue"], out)
+        _upgrade_copy(out, run, model, connected, augment)
         resume = True
     load = os.getloadavg()
     wall, cpu = time.perf_counter(), time.process_time()

@@ -15,7 +15,8 @@ from rnnlab.data.speech import (
     training_table,
 )
 from rnnlab.errors import DataError
-from rnnlab.models.acoustic import AcousticConfig, AcousticModel
+from rnnlab.models.acoustic import AcousticConfig, AcousticModel, conv_strides
+from rnnlab.models.ctc import frames_needed
 from rnnlab.tasks.speech import AugmentConfig, SpeechTask, digit_confusion, score
 from rnnlab.train import TrainConfig, Trainer
 
@@ -111,6 +112,46 @@ def test_acoustic_model_ignores_padding_and_subsamples():
     torch.testing.assert_close(log_probs.exp().sum(-1), torch.ones(2, 4, dtype=torch.float64))
     # frame stacking by hand: step 1 of sequence 0 reads frames 3, 4, 5
     torch.testing.assert_close(model.stack_frames(x)[0, 1], torch.cat([a[3], a[4], a[5]]))
+
+
+@pytest.mark.parametrize("k", [1, 2, 3, 4, 6, 8])
+def test_conv_front_end_lengths_padding_and_size(k):
+    torch.manual_seed(k)
+    config = AcousticConfig(n_features=5, hidden=4, layers=1, stack=k, frontend="conv", conv_channels=7, dropout=0.0)
+    model = AcousticModel(config).double().eval()
+    s1, s2 = conv_strides(k)
+    assert s1 * s2 == k and (k == 1 or s1 > 1)
+    kernels = [max(3, 2 * (s // 2) + 1) for s in (s1, s2)]
+    assert [c.kernel_size[0] for c in model.frontend.convs] == kernels
+    conv_params = 5 * 7 * kernels[0] + 7 + 7 * 7 * kernels[1] + 7
+    assert sum(p.numel() for p in model.frontend.parameters()) == conv_params
+    stacked = AcousticModel(AcousticConfig(n_features=5, hidden=4, layers=1, stack=k, dropout=0.0))
+    rnn = lambda m: sum(p.numel() for p in m.rnn.parameters())  # noqa: E731
+    assert rnn(model) - rnn(stacked) == 3 * 2 * 4 * (7 - 5 * k)  # GRU input weights, both directions
+    for T in range(1, 3 * k + 4):  # ceil(T / k) frames come out of the convolutions, as the formula says
+        x = torch.randn(1, T, 5, dtype=torch.float64)
+        out, lengths = model.frontend(x, torch.tensor([T]))
+        assert out.shape == (1, -(-T // k), 7) and lengths.tolist() == [-(-T // k)]
+        assert model.output_lengths(torch.tensor([T])).tolist() == [-(-T // k)]
+    a, b = torch.randn(3 * k + 2, 5, dtype=torch.float64), torch.randn(k + 1, 5, dtype=torch.float64)
+    x = torch.full((2, len(a), 5), 99.0, dtype=torch.float64)  # garbage in the padding must not matter
+    x[0], x[1, :len(b)] = a, b
+    log_probs, out_lengths = model(x, torch.tensor([len(a), len(b)]))
+    alone, alone_lengths = model(b.unsqueeze(0), torch.tensor([len(b)]))
+    assert out_lengths[1] == alone_lengths[0] == alone.shape[1]
+    torch.testing.assert_close(log_probs[1, :alone.shape[1]], alone[0])
+
+
+def test_ctc_frames_needed():
+    assert frames_needed([]) == 0 and frames_needed([3]) == 1 and frames_needed([1, 2, 3]) == 3
+    assert frames_needed([1, 1, 2, 2, 2]) == 8  # a blank between equal neighbours: 5 labels + 3
+    ctc = torch.nn.CTCLoss(blank=0, reduction="sum")
+    for labels in ([1, 1, 2], [3, 4, 5], [7, 7, 7, 7]):
+        need = frames_needed(labels)
+        for T in (need - 1, need):  # CTC itself: impossible (infinite loss) one frame short, possible at need
+            log_probs = torch.randn(T, 1, 11).log_softmax(-1)
+            loss = ctc(log_probs, torch.tensor([labels]), torch.tensor([T]), torch.tensor([len(labels)]))
+            assert torch.isinf(loss) == (T < need)
 
 
 def test_scores_by_hand():

@@ -1,4 +1,5 @@
 """``rnnlab train speech`` -> ``transcribe`` -> ``evaluate`` -> ``report`` on a tiny made-up FSDD, and bad input."""
+import csv
 import json
 
 import numpy as np
@@ -77,6 +78,22 @@ def test_resume_continues_to_the_same_parameters(fsdd, tmp_path):
     assert json.loads((stopped / "run.json").read_text())["config"]["run"]["epochs"] == 2
 
 
+def test_conv_front_end_and_step_schedule_end_to_end(fsdd, tmp_path, capsys):
+    out = tmp_path / "conv"
+    assert main(["train", "speech", "--data", str(fsdd), "--out", str(out), "--epochs", "2", "--frontend", "conv",
+                 "--conv-channels", "6", "--stack", "4", "--schedule", "step", "--lr-start", "0", "--lr-factor", "0.5",
+                 *TINY]) == 0
+    info = json.loads((out / "run.json").read_text())
+    assert info["config"]["model"]["frontend"] == "conv" and info["config"]["run"]["schedule"] == "step"
+    with open(out / "metrics.csv") as handle:
+        rates = [float(row["lr"]) for row in csv.DictReader(handle) if row["split"] == "valid"]
+    assert rates == pytest.approx([1e-3, 5e-4])  # 2e-3 · 0.5^(epoch - 0)
+    wav = sorted((fsdd / "recordings").glob("3_ann_*.wav"))[0]
+    capsys.readouterr()
+    assert main(["transcribe", str(out), str(wav)]) == 0
+    assert "confidence" in capsys.readouterr().out
+
+
 def test_isolated_task_end_to_end(fsdd, tmp_path, capsys):
     out = tmp_path / "isolated"
     assert main(["train", "speech", "--task", "isolated", "--data", str(fsdd), "--out", str(out), "--epochs", "2",
@@ -97,6 +114,8 @@ def test_bad_input_is_one_line_and_leaves_nothing(fsdd, trained, tmp_path, capsy
         (["--task", "isolated", "--spec-augment"], ["applies to --task connected only"]),
         (["--cell", "nosuch"], ["unknown recurrent kind 'nosuch'"]),
         (["--features", "mfcc", "--n-mfcc", "20"], ["--n-mfcc must be <= --n-mels (12); got 20"]),
+        (["--task", "isolated", "--frontend", "conv"], ["--frontend conv applies to --task connected only"]),
+        (["--stack", "400"], ["--stack 400 leaves 1 output frames", "lower --stack"]),
     ]:
         out = tmp_path / "never"
         _one_line_error(capsys, base + argv + ["--out", str(out)], *words)

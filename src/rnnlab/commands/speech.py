@@ -3,6 +3,7 @@
     rnnlab train speech --data ../shared/data/fsdd --out runs/digits     # connected digits, CTC, a few CPU minutes
     rnnlab train speech --split speaker:lucas --spec-augment --speed --out runs/lucas   # lucas never heard
     rnnlab train speech --task isolated --out runs/isolated                # one digit per recording (baseline)
+    rnnlab train speech --frontend conv --schedule plateau --epochs 16 --out runs/conv   # conv subsampling, lr decay
     rnnlab transcribe runs/digits a.wav b.wav                              # "4 0 7 1", confidences, real-time factor
     rnnlab evaluate runs/digits --split test [--beam 8]                    # digit error rate, per speaker
     rnnlab train speech --out runs/digits --resume --epochs 12             # continue exactly where it stopped

@@ -28,7 +28,7 @@ import numpy as np
 
 from rnnlab.errors import ConfigError, DataError, InputShapeError
 
-__all__ = ["greedy_decode", "prefix_beam_search", "align", "label_confidences", "collapse"]
+__all__ = ["greedy_decode", "prefix_beam_search", "align", "label_confidences", "collapse", "frames_needed"]
 
 
 def _array(log_probs) -> np.ndarray:
@@ -49,6 +49,12 @@ def collapse(path, blank: int = 0) -> list[int]:
             out.append(k)
         previous = k
     return out
+
+
+def frames_needed(labels) -> int:
+    """Fewest frames on which CTC can emit ``labels``: one per label plus a blank between equal neighbours."""
+    labels = list(labels)
+    return len(labels) + sum(1 for a, b in zip(labels, labels[1:]) if a == b)
 
 
 def greedy_decode(log_probs, blank: int = 0) -> list[int]:
@@ -115,7 +121,7 @@ def align(log_probs, labels, blank: int = 0) -> tuple[np.ndarray, np.ndarray]:
     for k in labels:
         ext += [int(k), blank]
     S = len(ext)
-    needed = len(labels) + sum(1 for a, b in zip(labels, labels[1:]) if a == b)
+    needed = frames_needed(labels)
     if needed > T:
         raise DataError(f"a labelling of {len(labels)} symbols needs at least {needed} frames; got {T}")
     score = np.full((T, S), -np.inf)

@@ -36,7 +36,7 @@ from rnnlab.data.speech import ConnectedConfig, connected_set, isolated_set, loa
 from rnnlab.errors import ConfigError, RunDirError
 from rnnlab.models.acoustic import AcousticConfig, AcousticModel
 from rnnlab.models.classifier import ClassifierConfig, SequenceClassifier
-from rnnlab.models.ctc import label_confidences
+from rnnlab.models.ctc import frames_needed, label_confidences
 from rnnlab.rundir import check_run_dir_free, prepare_run_dir, read_run, update_run_json
 from rnnlab.tasks.classify import ClassifyTask
 from rnnlab.tasks.speech import AugmentConfig, SpeechTask, decode_batch, digit_confusion, score
@@ -60,6 +60,12 @@ class SpeechRunConfig:
     epochs: int = option(8, "training epochs", min=1)
     batch_size: int = option(32, "utterances per batch", min=1)
     lr: float = option(2e-3, "Adam learning rate", min=0.0, min_open=True)
+    schedule: str = option("none", "learning-rate schedule: none, plateau (multiply by --lr-factor after "
+                                   "--lr-patience + 1 validations in a row without a lower loss) or step (multiply "
+                                   "by --lr-factor every epoch after --lr-start)", choices=("none", "plateau", "step"))
+    lr_factor: float = option(0.5, "factor of each learning-rate decay", min=0.0, max=1.0, min_open=True)
+    lr_patience: int = option(0, "plateau: validations without a lower loss tolerated before a decay", min=0)
+    lr_start: int = option(8, "step: the last epoch at the full learning rate", min=0)
     clip: float = option(5.0, "largest global gradient norm (0: no clipping)", min=0.0)
     patience: int | None = option(None, "stop after this many evaluations without a better validation loss", min=1)
     max_cpu_minutes: float | None = option(None, "CPU-time budget of training, minutes", min=0.0, min_open=True)
@@ -106,6 +112,8 @@ def train_speech(run: SpeechRunConfig, model: AcousticConfig, feature_config: Fe
     _check(run, connected, feature_config)
     if run.task == "isolated" and (augment.spec_augment or connected.noise or connected.speed):
         raise ConfigError("augmentation (--spec-augment, --noise, --speed) applies to --task connected only")
+    if run.task == "isolated" and model.frontend != "stack":
+        raise ConfigError("--frontend conv applies to --task connected only (the isolated baseline stacks frames)")
     if not resume:
         check_run_dir_free(out)
     splits = split_fsdd(load_fsdd(run.data), run.split)
@@ -113,14 +121,13 @@ def train_speech(run: SpeechRunConfig, model: AcousticConfig, feature_config: Fe
     config = {"run": asdict(run), "model": asdict(model), "features": asdict(feature_config),
               "connected": asdict(connected), "augment": asdict(augment), "seed": seed}
     train_config = TrainConfig(optimizer="adam", lr=run.lr, clip=run.clip or None, max_epochs=run.epochs,
+                               schedule=run.schedule, lr_factor=run.lr_factor, lr_patience=run.lr_patience,
+                               lr_start=run.lr_start,
                                patience=run.patience, max_cpu_s=run.max_cpu_minutes * 60 if run.max_cpu_minutes else None,
                                seed=seed, progress=progress)
     eval_sets = _eval_sets(splits, run, connected)
     seed_everything(seed)
     net = _build(run, model, feature_config)  # a bad --cell stops here, before the run directory exists
-    run_dir = prepare_run_dir(out, kind="speech", config=config, command=command, resume=resume)
-    if resume:
-        _check_resumable(run_dir, config)
     if run.task == "isolated":
         sets = {"train": _sequence_set(isolated_set(splits["train"]), feature_config, model.stack),
                 **{k: _sequence_set(v, feature_config, model.stack) for k, v in eval_sets.items()}}
@@ -130,6 +137,10 @@ def train_speech(run: SpeechRunConfig, model: AcousticConfig, feature_config: Fe
     else:
         task = SpeechTask(splits["train"], eval_sets, feature_config, connected, augment, utterances=run.utterances,
                           batch_size=run.batch_size, seed=seed)
+        _check_ctc_lengths(net, task.eval_frames("valid"), [u.digits for u in eval_sets["valid"]])
+    run_dir = prepare_run_dir(out, kind="speech", config=config, command=command, resume=resume)
+    if resume:
+        _check_resumable(run_dir, config)
     summary = Trainer(net, task, train_config, run_dir=run_dir).fit(resume=resume)
     net.eval()
     results = _score(net, run, task, eval_sets["test"])
@@ -149,6 +160,17 @@ def _build(run: SpeechRunConfig, model: AcousticConfig, feature_config: FeatureC
                                                    dropout=model.dropout, bidirectional=model.bidirectional,
                                                    pooling="mean"))
     return AcousticModel(model)
+
+
+def _check_ctc_lengths(net: AcousticModel, frames: list[torch.Tensor], digits: list[list[int]]) -> None:
+    """Every validation utterance must leave CTC enough output frames after subsampling; otherwise
+    ``zero_infinity`` would silently drop such utterances from the loss."""
+    have = net.output_lengths(torch.tensor([len(f) for f in frames]))
+    for f, d, h in zip(frames, digits, have.tolist()):
+        need = frames_needed(d)
+        if h < need:
+            raise ConfigError(f"--stack {net.config.stack} leaves {h} output frames for a validation utterance of "
+                              f"{len(f)} frames and {len(d)} digits, which needs at least {need}; lower --stack")
 
 
 def _check_resumable(run_dir: Path, config: dict) -> None:
