@@ -1,25 +1,34 @@
-"""Deployment: a trained run as an ONNX graph checked in onnxruntime, and int8 dynamic quantisation.
+"""Deployment: a trained run as ONNX graphs checked in onnxruntime, and int8 dynamic quantisation.
 
-    rnnlab export RUN_DIR --format onnx            # -> RUN_DIR/model.onnx + RUN_DIR/export.json
+    rnnlab export RUN_DIR --format onnx      # -> RUN_DIR/model.onnx (or encoder/decoder_step.onnx) + export.json
 
-What each kind of run exports (batch and sequence length are dynamic axes):
+What each kind of run exports (batch and lengths are dynamic axes; graphs in :mod:`rnnlab.runs.export_graphs`):
 
-=============  ==============================================  =============================================
-run kind       inputs                                          outputs
-=============  ==============================================  =============================================
-``lm``         ``tokens (B, T)`` int64, then each layer's      ``logits (B, T, V)``, then each layer's new
-               state ``h_k (1, B, H)`` (and ``c_k``)           state: feed them back for one-token streaming
-``forecast``   ``x (B, L, C+P+K)``, ``future (B, H, K)``       ``params (B, H, C, Q)`` (normalised scale)
-=============  ==============================================  =============================================
+=============  ===========================================  ================================================
+run kind       inputs                                       outputs
+=============  ===========================================  ================================================
+``lm``         ``tokens (B, T)`` int64, then each layer's   ``logits (B, T, V)``, then each layer's new
+               state ``h_k (1, B, H)`` (and ``c_k``)        state: feed them back for one-token streaming
+``forecast``   ``x (B, L, C+P+K)``, ``future (B, H, K)``    ``params (B, H, C, Q)`` (normalised scale)
+``classify``   ``x (B, T, F)`` raw features (padded),       ``logits (B, K)``, ``probabilities (B, K)``;
+               ``lengths (B,)`` int64                       standardisation is in the graph
+``speech``     ``x (B, T, F)`` normalised frames, lengths   ``log_probs (B, T', V)`` (CTC, blank 0),
+                                                            ``out_lengths (B,)``; isolated runs: as classify
+``translate``  encoder: ``source (B, S)``, ``lengths``      ``memory``, [``keys``], ``mask``, ``h`` [``c``],
+                                                            [``feed``]: the decoder's initial state
+               decoder_step: ``previous (B,)``, ``h``       ``log_probs (B, V)``, ``h_out`` [``c_out``],
+               [``c``], [``feed``], [memory, keys, mask]    [``feed_out``], [``weights (B, S)``]
+=============  ===========================================  ================================================
 
-The graph comes from PyTorch's TorchScript ONNX exporter: standard LSTM/GRU/RNN cells become ONNX's
-own recurrent operators, so the time axis stays dynamic. Other cells (peephole, layer norm, minGRU,
-...) export their steps unrolled: a language model is then exported as a one-token step graph
-(``T = 1``, the streaming form); a forecaster's look-back is fixed anyway. Sequence classifiers are not
-exported yet: their variable lengths go through PyTorch's packed sequences, which the exporter
-cannot translate (an error says so). After writing, the graph is run in onnxruntime on random inputs of several lengths
-and compared with PyTorch (max |difference| <= 1e-4, recorded in ``export.json``); a larger
-difference is an error and the files are removed.
+The graphs come from PyTorch's TorchScript ONNX exporter: standard LSTM/GRU/RNN layers become ONNX's
+recurrent operators (variable lengths through their ``sequence_lens``, exactly the packed-sequence
+semantics), so the time axis stays dynamic. Other cells (peephole, layer norm, minGRU, ...) are
+traced as a loop of fixed length: a language model is then exported as a one-token step graph (the
+streaming form); runs that need lengths refuse them with a one-line error. Caption runs are not
+exported yet. After tracing, every graph is run in onnxruntime on random inputs of several lengths
+and batch sizes and compared with PyTorch (max |difference| <= 1e-4, recorded in ``export.json``); a
+larger difference is an error and nothing is written. Preprocessing that is not in a graph (speech
+features, tokenisation, classifier downsampling) is stated in ``export.json``.
 
 int8 inference is :func:`rnnlab.models.quantize.quantize_int8` (``rnnlab generate/evaluate --int8``).
 """
@@ -28,78 +37,23 @@ from __future__ import annotations
 import contextlib
 import importlib.util
 import io
+import os
 import warnings
 from pathlib import Path
 
 import numpy as np
 import torch
-from torch import nn
 
-from rnnlab.checkpoint import load_checkpoint
+from rnnlab.data.translation import BOS_ID, EOS_ID, PAD_ID
 from rnnlab.errors import ConfigError, RunDirError
-from rnnlab.io import atomic_write_bytes, atomic_write_json, check_new_file
-from rnnlab.models.forecaster import Forecaster
-from rnnlab.models.language import LanguageModel
+from rnnlab.io import atomic_write_bytes, atomic_write_json, atomic_write_text, check_new_file
 from rnnlab.rundir import read_run, run_dir_of
+from rnnlab.runs.export_graphs import Graph, export_plan
 
-__all__ = ["export_run", "TOLERANCE"]
+__all__ = ["export_run", "onnx_greedy_translate", "TOLERANCE", "OPSET"]
 
 TOLERANCE = 1e-4
-CHECK_LENGTHS = (1, 7, 23)
-
-
-class _LanguageModelGraph(nn.Module):
-    """``(tokens, *states) -> (logits, *new_states)`` with every layer's state a separate tensor."""
-
-    def __init__(self, model: LanguageModel):
-        super().__init__()
-        self.model = model
-        self.lstm = [isinstance(layer, nn.LSTM) for layer in model.layers]
-
-    def forward(self, tokens, *flat):
-        state, k = [], 0
-        for is_lstm in self.lstm:
-            state.append((flat[k], flat[k + 1]) if is_lstm else flat[k])
-            k += 2 if is_lstm else 1
-        logits, new_state = self.model(tokens, state)
-        out = [logits]
-        for s in new_state:
-            out.extend(s if isinstance(s, tuple) else (s,))
-        return tuple(out)
-
-
-def _lm_spec(model: LanguageModel, batch: int, steps: int):
-    tokens = torch.randint(0, model.config.vocab_size, (batch, steps))
-    names, states, axes = ["tokens"], [], {"tokens": {0: "batch", 1: "time"}, "logits": {0: "batch", 1: "time"}}
-    outputs = ["logits"]
-    for k, layer in enumerate(model.layers):
-        parts = ("h", "c") if isinstance(layer, nn.LSTM) else ("h",)
-        zero = layer.init_state(batch) if hasattr(layer, "init_state") else None
-        zero = zero if isinstance(zero, tuple) else (zero,)
-        for part, tensor in zip(parts, zero):
-            names.append(f"{part}{k}")
-            outputs.append(f"{part}{k}_out")
-            states.append(torch.randn_like(tensor) * 0.1)
-            axes[f"{part}{k}"] = {1: "batch"}
-            axes[f"{part}{k}_out"] = {1: "batch"}
-    return _LanguageModelGraph(model), (tokens, *states), names, outputs, axes
-
-
-def _spec(kind: str, model: nn.Module, batch: int, steps: int):
-    """(module to export, example inputs, input names, output names, dynamic axes)."""
-    if kind == "lm" and isinstance(model, LanguageModel):
-        return _lm_spec(model, batch, steps)
-    if kind == "forecast" and isinstance(model, Forecaster):
-        c = model.config
-        x = torch.randn(batch, c.lookback, c.n_targets + c.n_past + c.n_calendar)
-        future = torch.randn(batch, c.horizon, c.n_calendar)
-        return model, (x, future), ["x", "future"], ["params"], {"x": {0: "batch"}, "future": {0: "batch"},
-                                                                 "params": {0: "batch"}}
-    if kind == "classify":
-        raise ConfigError("sequence classifiers cannot be exported to ONNX yet: their variable lengths run through "
-                          "packed sequences, which PyTorch's ONNX exporter does not translate")
-    raise ConfigError(f"rnnlab export handles language-model, forecast and classify runs; this one is a {kind!r} run "
-                      f"of {type(model).__name__}")
+OPSET = 17
 
 
 def _check_onnxruntime():
@@ -110,43 +64,131 @@ def _check_onnxruntime():
     return onnxruntime
 
 
+@contextlib.contextmanager
+def _quiet_stderr():
+    """Silence file descriptor 2: the exporter's C++ shape-inference notes about PackPadded (which
+    its own pass then removes) would otherwise follow every export. Exceptions still propagate."""
+    try:
+        saved = os.dup(2)
+    except OSError:  # no real stderr (embedded interpreters): nothing to silence
+        yield
+        return
+    with open(os.devnull, "w") as null:
+        os.dup2(null.fileno(), 2)
+        try:
+            yield
+        finally:
+            os.dup2(saved, 2)
+            os.close(saved)
+
+
+def _trace(graph: Graph) -> bytes:
+    """The ONNX bytes of ``graph`` traced on a batch of 2 (3 for the length-varying kinds)."""
+    buffer = io.BytesIO()
+    graph.module.eval()  # a wrapper is built in training mode, and the exporter restores the mode it found
+    example = graph.sample(3, max(graph.steps))
+    with warnings.catch_warnings(), contextlib.redirect_stdout(io.StringIO()), _quiet_stderr(), torch.no_grad():
+        warnings.simplefilter("ignore")  # the tracer's warnings about Python values it fixes are expected
+        torch.onnx.export(graph.module, example, buffer, dynamo=False, input_names=graph.inputs,
+                          output_names=graph.outputs, dynamic_axes=graph.axes, opset_version=OPSET)
+    return buffer.getvalue()
+
+
+def _verify(graph: Graph, onnx_bytes: bytes, onnxruntime) -> list[dict]:
+    """Max |ORT - PyTorch| over every output, for batches 1 and 3 at each of ``graph.steps``."""
+    session = onnxruntime.InferenceSession(onnx_bytes, providers=["CPUExecutionProvider"])
+    graph.module.eval()
+    checks = []
+    torch.manual_seed(0)
+    for steps in graph.steps:
+        for batch in (1, 3):
+            feed = graph.sample(batch, steps)
+            with torch.no_grad():
+                want = graph.module(*feed)
+            want = want if isinstance(want, tuple) else (want,)
+            got = session.run(None, {name: t.numpy() for name, t in zip(graph.inputs, feed)})
+            diff = max(float(np.abs(g.astype(np.float64) - w.numpy().astype(np.float64)).max())
+                       for g, w in zip(got, want))
+            checks.append({"batch": batch, "steps": steps, "max_abs_diff": diff})
+    return checks
+
+
 def export_run(run_dir, out=None, *, force: bool = False) -> dict:
-    """Export the best checkpoint of ``run_dir`` to ONNX, verify it in onnxruntime, return the record."""
+    """Export the best checkpoint of ``run_dir`` to ONNX, verify it in onnxruntime, write ``export.json``.
+
+    ``out`` is the .onnx file (default ``RUN_DIR/model.onnx``); runs with several graphs write
+    ``<graph>.onnx`` beside it (``<stem>_<graph>.onnx`` for another name). Returns the record, with
+    ``paths`` (the graphs) and ``record`` (the export.json path) added.
+    """
     onnxruntime = _check_onnxruntime()
     run_dir = run_dir_of(run_dir)
     kind = read_run(run_dir)["kind"]
-    out = check_new_file(Path(out) if out else run_dir / "model.onnx", "ONNX file", force=force)
-    record_path = check_new_file(out.with_name(out.stem + "_export.json") if out.name != "model.onnx"
-                                 else run_dir / "export.json", "export record", force=force)
-    model = load_checkpoint(run_dir).model.eval()
-    fused = all(getattr(m, "path", lambda: "fused")() == "fused" for m in model.modules()
-                if hasattr(m, "cell_class"))
-    lengths = (CHECK_LENGTHS if fused else (1,)) if kind == "lm" else (None,)
-    module, example, inputs, outputs, axes = _spec(kind, model, batch=2, steps=lengths[0] or 1)
-    if not fused:  # unrolled steps: the time axis is what was traced
-        axes = {k: {a: n for a, n in v.items() if n != "time"} for k, v in axes.items()}
-    buffer = io.BytesIO()
-    with warnings.catch_warnings(), contextlib.redirect_stdout(io.StringIO()), torch.no_grad():
-        warnings.simplefilter("ignore")
-        torch.onnx.export(module, example, buffer, dynamo=False, input_names=inputs, output_names=outputs,
-                          dynamic_axes=axes, opset_version=17)
-    session = onnxruntime.InferenceSession(buffer.getvalue(), providers=["CPUExecutionProvider"])
-    checks = []
-    for steps in lengths:
-        for batch in (1, 3):
-            _, feed, _, _, _ = _spec(kind, model, batch=batch, steps=steps or 1)
-            with torch.no_grad():
-                want = module(*feed)
-            want = want if isinstance(want, tuple) else (want,)
-            got = session.run(None, {name: t.numpy() for name, t in zip(inputs, feed)})
-            diff = max(float(np.abs(g - w.numpy()).max()) for g, w in zip(got, want))
-            checks.append({"batch": batch, "steps": steps, "max_abs_diff": diff})
-    worst = max(c["max_abs_diff"] for c in checks)
-    if not worst <= TOLERANCE:
-        raise RunDirError(f"the ONNX graph differs from PyTorch by {worst:.2e} (> {TOLERANCE}); nothing was written")
-    atomic_write_bytes(out, buffer.getvalue())
-    record = {"onnx": out.name, "kind": kind, "time_axis": "dynamic" if fused else "fixed (step graph)", "model": type(model).__name__, "inputs": inputs, "outputs": outputs,
-              "dynamic_axes": {k: {str(a): n for a, n in v.items()} for k, v in axes.items()}, "opset": 17,
-              "onnxruntime": onnxruntime.__version__, "checks": checks, "max_abs_diff": worst}
+    out = Path(out) if out else run_dir / "model.onnx"
+    if out.suffix != ".onnx":
+        raise ConfigError(f"the output file must end in .onnx; got {out.name!r}")
+    prefix = "" if out.name == "model.onnx" else out.stem + "_"
+    plan = export_plan(run_dir)
+    single = len(plan.graphs) == 1
+    paths = {g.name: out if single else out.with_name(f"{prefix}{g.name}.onnx") for g in plan.graphs}
+    sidecars = {out.with_name(prefix + name): text for name, text in plan.files.items()}
+    record_path = run_dir / "export.json" if out.name == "model.onnx" else out.with_name(prefix + "export.json")
+    for path in [*paths.values(), *sidecars, record_path]:  # refuse before tracing anything
+        check_new_file(path, "export file", force=force)
+    graphs, written = {}, {}
+    for graph in plan.graphs:
+        onnx_bytes = _trace(graph)
+        checks = _verify(graph, onnx_bytes, onnxruntime)
+        worst = max(c["max_abs_diff"] for c in checks)
+        if not worst <= TOLERANCE:
+            raise RunDirError(f"the ONNX graph {graph.name!r} differs from PyTorch by {worst:.2e} (> {TOLERANCE}); "
+                              f"nothing was written")
+        written[paths[graph.name]] = onnx_bytes
+        graphs[graph.name] = {"onnx": paths[graph.name].name, "time_axis": graph.time_axis, "inputs": graph.inputs,
+                              "outputs": graph.outputs, "dynamic_axes": {k: {str(a): n for a, n in v.items()}
+                                                                         for k, v in graph.axes.items()},
+                              "checks": checks, "max_abs_diff": worst}
+    for path, onnx_bytes in written.items():
+        atomic_write_bytes(path, onnx_bytes)
+    for path, text in sidecars.items():
+        atomic_write_text(path, text)
+    record = {"kind": kind, "opset": OPSET, "onnxruntime": onnxruntime.__version__,
+              "max_abs_diff": max(g["max_abs_diff"] for g in graphs.values()),
+              "files": [p.name for p in [*paths.values(), *sidecars]], **plan.notes,
+              **(graphs[plan.graphs[0].name] if single else {"graphs": graphs})}
     atomic_write_json(record_path, record)
-    return {"path": out, "record": record_path, **record}
+    return {**record, "paths": list(paths.values()), "record": record_path}
+
+
+def onnx_greedy_translate(encoder, decoder_step, source: np.ndarray, lengths: np.ndarray, *,
+                          max_len_a: float = 1.5, max_len_b: int = 5) -> list[list[int]]:
+    """Greedy decoding driven from onnxruntime sessions of an exported translator (the rule of
+    :func:`rnnlab.models.translation_search.greedy_search`): ``source (B, S)`` int64 ids, ``lengths (B,)``
+    -> each sentence's target ids without ``<eos>``."""
+    source, lengths = np.asarray(source, np.int64), np.asarray(lengths, np.int64)
+    if source.ndim != 2 or lengths.shape != (source.shape[0],):
+        raise ConfigError(f"source must be (B, S) ids and lengths (B,); got {source.shape} and {lengths.shape}")
+    encoded = dict(zip([o.name for o in encoder.get_outputs()],
+                       encoder.run(None, {"source": source, "lengths": lengths})))
+    names = [i.name for i in decoder_step.get_inputs()]
+    feed = {n: encoded[n] for n in names if n != "previous"}
+    limits = np.maximum(np.floor(max_len_a * lengths.astype(np.float64) + max_len_b), 1).astype(int)
+    previous = np.full(source.shape[0], BOS_ID, np.int64)
+    tokens: list[list[int]] = [[] for _ in range(len(lengths))]
+    open_ = [True] * len(lengths)
+    for t in range(int(limits.max())):
+        outputs = dict(zip([o.name for o in decoder_step.get_outputs()],
+                           decoder_step.run(None, {"previous": previous, **feed})))
+        log_probs = outputs["log_probs"]
+        log_probs[:, [PAD_ID, BOS_ID]] = -np.inf
+        previous = log_probs.argmax(-1).astype(np.int64)
+        feed.update({n: outputs[n + "_out"] for n in feed if n + "_out" in outputs})
+        for b, token in enumerate(previous.tolist()):
+            if open_[b]:
+                if token == EOS_ID:
+                    open_[b] = False
+                else:
+                    tokens[b].append(token)
+                    open_[b] = t + 1 < limits[b]
+        if not any(open_):
+            break
+    return tokens
