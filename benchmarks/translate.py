@@ -1,14 +1,17 @@
-"""Translation benchmark: the tutorial reference, then rnnlab's translator with Bahdanau, Luong dot and no
-attention, each trained for the same CPU time on the tutorial subset (split by source sentence), scored on
-the test split against all references with sacreBLEU, greedy and beam 5. Writes
-``benchmarks/results/translate.md``.
+"""Translation benchmark: the tutorial reference, rnnlab's translator (default model, Bahdanau, Luong dot,
+no attention, BPE) and a plain ``torch.nn.Transformer`` (``translate_transformer.py``), each trained for a
+CPU-time budget on the tutorial subset (split by source sentence), scored on the test split against all
+references with sacreBLEU, greedy and beam 5; optionally the same on all pairs of at most 20 tokens
+(runs named ``all20-*``). Writes ``benchmarks/results/translate.md``.
 
-    python benchmarks/translate.py                          # every run (4 x 10 CPU-minutes, one thread each)
+    python benchmarks/translate.py                          # every tutorial-subset run (one thread each)
     python benchmarks/translate.py --cpu-minutes 5 --only reference,bahdanau
+    python benchmarks/translate.py --only all20-bahdanau,all20-none,all20-transformer --cpu-minutes 5
     python benchmarks/translate.py --report-only            # rewrite the table from finished runs
 
 Runs go to ``--root`` (default ``runs/bench-translate``, git-ignored); a run that already finished is not
-trained again, so an interrupted benchmark continues where it stopped. Runs are sequential.
+trained again, so an interrupted benchmark continues where it stopped. Runs are sequential; run the script
+under ``nice -n 19`` on a shared machine.
 """
 from __future__ import annotations
 
@@ -27,9 +30,13 @@ HERE = Path(__file__).resolve().parent
 # --min-count 1 --dropout 0.3 (a 4 CPU-minute trial scored 5 BLEU more) and keep their settings here.
 FIRST = ["--min-count", "2", "--dropout", "0.2"]
 # The default-model run got 4 CPU-minutes (the last flag wins): what fitted before the deadline on the shared machine.
-RNNLAB_RUNS = {"default": ["--max-cpu-minutes", "4"], "default10": [], "bahdanau": FIRST, "dot": [*FIRST, "--attention", "dot"],
-               "none": [*FIRST, "--attention", "none"]}
-ORDER = ("reference", "default", "default10", "bahdanau", "dot", "none")
+ALL20 = ["--preset", "all", "--max-tokens", "20"]
+RNNLAB_RUNS = {"default": ["--max-cpu-minutes", "4"], "default10": [], "bpe": ["--tokens", "bpe", "--bpe-vocab", "3000"],
+               "bahdanau": FIRST, "dot": [*FIRST, "--attention", "dot"], "none": [*FIRST, "--attention", "none"],
+               "all20-bahdanau": ALL20, "all20-none": [*ALL20, "--attention", "none"]}
+TRANSFORMER_RUNS = {"transformer": [], "all20-transformer": ALL20}
+ORDER = ("reference", "default", "default10", "bpe", "transformer", "bahdanau", "dot", "none",
+         "all20-bahdanau", "all20-none", "all20-transformer")
 
 
 def run(command: list[str], log: Path) -> dict:
@@ -53,6 +60,12 @@ def train_all(args) -> None:
                 continue
             command = [sys.executable, str(HERE / "translate_reference.py"), "--data", args.data,
                        "--cpu-minutes", str(args.cpu_minutes), "--out", str(out)]
+        elif name in TRANSFORMER_RUNS:
+            out = root / f"{name}.json"
+            if out.exists():
+                continue
+            command = [sys.executable, str(HERE / "translate_transformer.py"), "--data", args.data,
+                       "--cpu-minutes", str(args.cpu_minutes), "--out", str(out), *TRANSFORMER_RUNS[name]]
         else:
             out = root / name
             if (out / "translations-test.json").exists():
@@ -82,18 +95,26 @@ def _summary(run_dir: Path, info: dict) -> tuple[dict, dict]:
             {"bleu": float(best["bleu"])})
 
 
-def report(args) -> str:
-    root = Path(args.root)
+def _json_row(name: str, r: dict) -> tuple[list[str], dict | None]:
+    """A table row (and greedy-only length buckets) from a plain-PyTorch run's result JSON."""
+    label = ("tutorial reference (plain PyTorch GRU" if name == "reference" else f"{name}: {r['model']} (plain PyTorch")
+    row = [f"{label}, {r['parameters']:,} params)", _fmt(r["train_cpu_s"], 0), str(r["epochs"]),
+           _fmt(r["best_valid_bleu"]), _fmt(r["bleu"]), "–", _fmt(r["chrf"]), "–", _fmt(r.get("bleu_first_reference"))]
+    return row, ({"greedy": r["buckets"]} if "buckets" in r else None)
+
+
+def _table(root: Path, names) -> tuple[list[str], str | None]:
     rows, buckets, signature = [], {}, None
-    for name in ORDER:
-        if name == "reference":
-            path = root / "reference.json"
+    for name in names:
+        if name == "reference" or name in TRANSFORMER_RUNS:
+            path = root / f"{name}.json"
             if not path.exists():
                 continue
             r = json.loads(path.read_text())
-            rows.append([f"tutorial reference (plain PyTorch GRU {r['parameters']:,} params)", _fmt(r["train_cpu_s"], 0),
-                         str(r["epochs"]), _fmt(r["best_valid_bleu"]), _fmt(r["bleu"]), "–", _fmt(r["chrf"]), "–",
-                         _fmt(r.get("bleu_first_reference"))])
+            row, b = _json_row(name, r)
+            rows.append(row)
+            if b:
+                buckets[name] = b
             signature = signature or r["bleu_signature"]
             continue
         path = root / name / "translations-test.json"
@@ -113,6 +134,32 @@ def report(args) -> str:
                      _fmt(beam["chrf"]), _fmt(greedy.get("bleu_first_reference"))])
         signature = greedy["bleu_signature"]
         buckets[name] = t["buckets"]
+    if not rows:
+        return [], None
+    lines = ["| model | train CPU-s | epochs | valid BLEU (greedy) | test BLEU greedy | test BLEU beam 5 | chrF greedy "
+             "| chrF beam 5 | test BLEU greedy, first reference only |", "|---|---|---|---|---|---|---|---|---|",
+             *("| " + " | ".join(r) + " |" for r in rows), ""]
+    if buckets:
+        widest = max(buckets.values(), key=lambda b: len(b["greedy"]))["greedy"]
+        labels = [f"{b['low']}–{b['high']}" if b["high"] < 10_000 else f"{b['low']}+" for b in widest]
+        lines += ["Test BLEU by source length (tokens), greedy / beam 5 (sentences):", "",
+                  "| model | " + " | ".join(labels) + " |", "|---|" + "---|" * len(labels)]
+        for name, b in buckets.items():
+            by_low = {g["low"]: (g, x) for g, x in zip(b["greedy"], b.get("beam5", [None] * len(b["greedy"])))}
+            cells = []
+            for w in widest:
+                g, x = by_low.get(w["low"], (None, None))
+                beam = "–" if x is None else f"{x['bleu']:.1f}"
+                cells.append("–" if g is None else f"{g['bleu']:.1f} / {beam} ({g['sentences']})")
+            lines.append(f"| {name} | " + " | ".join(cells) + " |")
+        lines.append("")
+    return lines, signature
+
+
+def report(args) -> str:
+    root = Path(args.root)
+    tutorial, signature = _table(root, [n for n in ORDER if not n.startswith("all20")])
+    all20, signature20 = _table(root, [n for n in ORDER if n.startswith("all20")])
     lines = [
         "# Translation benchmark (issue 11)", "",
         f"Written by `python benchmarks/translate.py` on {datetime.now(timezone.utc):%Y-%m-%d %H:%M} UTC; machine: "
@@ -124,21 +171,12 @@ def report(args) -> str:
         "Data: `fra.txt`, tutorial preset (English starting with i am / he is / ... and contractions, < 10 words as the "
         "tutorial counts them), split 90/5/5 **by English source sentence** (seed 0), so no test source was seen in "
         "training; each test source is scored once against **all** its references (sacreBLEU, normalised lower-cased "
-        "text).", "",
-        f"BLEU signature: `{signature}`", "",
-        "| model | train CPU-s | epochs | valid BLEU (greedy) | test BLEU greedy | test BLEU beam 5 | chrF greedy | chrF beam 5 "
-        "| test BLEU greedy, first reference only |",
-        "|---|---|---|---|---|---|---|---|---|",
-        *("| " + " | ".join(r) + " |" for r in rows), "",
+        "text; subword runs are joined back into words before scoring).", "",
+        f"BLEU signature: `{signature or signature20}`", "",
+        "## Tutorial subset (339 test sources, 552 references)", "", *tutorial,
     ]
-    if buckets:
-        labels = [f"{b['low']}–{b['high']}" if b["high"] < 10_000 else f"{b['low']}+" for b in next(iter(buckets.values()))["greedy"]]
-        lines += ["## Test BLEU by source length (tokens), greedy / beam 5", "",
-                  "| model | " + " | ".join(labels) + " |", "|---|" + "---|" * len(labels)]
-        for name, b in buckets.items():
-            cells = [f"{g['bleu']:.1f} / {x['bleu']:.1f} ({g['sentences']})" for g, x in zip(b["greedy"], b["beam5"])]
-            lines.append(f"| {name} | " + " | ".join(cells) + " |")
-        lines.append("")
+    if all20:
+        lines += ["## All pairs of at most 20 tokens", "", *all20]
     timing_lines = []
     for name in ORDER:
         p = root / f"{name}.time.json"
