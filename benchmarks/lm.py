@@ -3,6 +3,7 @@
     python benchmarks/lm.py zaremba-small      [--data ../shared/data/ptb]  [--threads 1]
     python benchmarks/lm.py tied-variational   [--data ../shared/data/ptb]
     python benchmarks/lm.py awd-small          [--data ../shared/data/ptb]   # AWD-LSTM regularisers, 4.98M params
+    python benchmarks/lm.py awd-medium --device cuda                         # 2x650 tied, for a GPU (gpu_lm.sh)
     python benchmarks/lm.py compare --epochs 4 [--data ../shared/data/ptb]   # MLP / RNN / GRU / LSTM, equal params
     python benchmarks/lm.py shakespeare --minutes 10 [--data ../shared/data/tinyshakespeare/input.txt]
 
@@ -69,6 +70,17 @@ def awd_small(vocab, epochs=18):
     return model, train, dict(batch_size=20, bptt=35)
 
 
+def awd_medium(vocab, epochs=40):
+    """The medium size (Zaremba's 2x650, tied: 13.3M parameters) with the same regularisers, for a GPU:
+    about 40 epochs, lr 20 held for 20 epochs then x0.7 per epoch."""
+    model = LanguageModelConfig(vocab, cell="lstm", embed_size=650, hidden_size=650, num_layers=2, init_range=0.05,
+                                tie_weights=True, dropout_embed=0.1, dropout_input=0.5, dropout_hidden=0.3,
+                                dropout_output=0.5, weight_drop=0.3, activation_reg=2.0, temporal_reg=1.0)
+    train = TrainConfig(optimizer="sgd", lr=20.0, clip=0.25, schedule="step", lr_factor=0.7, lr_start=20,
+                        max_epochs=epochs, restore_best=True)
+    return model, train, dict(batch_size=20, bptt=35)
+
+
 def compare_configs(vocab, epochs):
     """MLP window, RNN, GRU, LSTM with about the same parameter count (embedding + output dominate)."""
     common = dict(embed_size=200, num_layers=1, init_range=0.1)
@@ -109,12 +121,13 @@ def run(name, corpus, tokenizer, model_config, train_config, task_options, args)
     params = sum(p.numel() for p in model.parameters())
     task = LanguageModelTask(data, tokenizer, seed=args.seed, **task_options)
     train_config.progress = not args.no_progress
+    train_config.device = args.device
     start = time.perf_counter()
     summary = Trainer(model, task, train_config, run_dir).fit()
     wall = time.perf_counter() - start
     model.eval()
     results = {split: task.evaluate(model, split) for split in ("valid", "test") if split in data}
-    record = {"preset": name, "params": params, "wall_s": round(wall, 1), "summary": summary,
+    record = {"preset": name, "params": params, "device": args.device, "wall_s": round(wall, 1), "summary": summary,
               "results": results, "threads": torch.get_num_threads(), "machine": f"{platform.processor() or platform.machine()}, "
               f"{os.cpu_count()} cpus", "torch": torch.__version__,
               "date": datetime.now(timezone.utc).isoformat(timespec="seconds"), "command": " ".join(sys.argv)}
@@ -126,7 +139,7 @@ def run(name, corpus, tokenizer, model_config, train_config, task_options, args)
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("preset", choices=["zaremba-small", "tied-variational", "awd-small", "compare", "shakespeare"])
+    parser.add_argument("preset", choices=["zaremba-small", "tied-variational", "awd-small", "awd-medium", "compare", "shakespeare"])
     parser.add_argument("--data", default=None)
     parser.add_argument("--epochs", type=int, default=None)
     parser.add_argument("--minutes", type=float, default=10.0)
@@ -134,6 +147,7 @@ def main() -> None:
     parser.add_argument("--seed", type=int, default=0)
     parser.add_argument("--only", default=None, help="compare: comma-separated subset of mlp,rnn,gru,lstm")
     parser.add_argument("--no-progress", action="store_true")
+    parser.add_argument("--device", default="cpu", help="cpu or cuda (the trainer moves model and batches)")
     args = parser.parse_args()
     torch.set_num_threads(args.threads)
     (ROOT / "results").mkdir(exist_ok=True)
@@ -152,7 +166,8 @@ def main() -> None:
             run(f"compare-{name}", corpus, tokenizer, configs[name], TrainConfig(**train.__dict__),
                 dict(batch_size=20, bptt=35), args)
         return
-    preset = {"zaremba-small": zaremba_small, "tied-variational": tied_variational, "awd-small": awd_small}[args.preset]
+    preset = {"zaremba-small": zaremba_small, "tied-variational": tied_variational, "awd-small": awd_small,
+              "awd-medium": awd_medium}[args.preset]
     model, train, task = preset(tokenizer.vocab_size, *([args.epochs] if args.epochs else []))
     run(args.preset, corpus, tokenizer, model, train, task, args)
 
