@@ -134,11 +134,14 @@ SPEECH_SPEC = {"task": "connected", "features": {"kind": "logmel"}, "blank": 0,
                "labels": ["<blank>"] + [str(d) for d in range(10)]}
 
 
-@pytest.mark.parametrize("cell, bidirectional, stack", [("gru", True, 2), ("lstm", False, 3), ("rnn", True, 1)])
-def test_acoustic_model_posteriors_and_greedy_transcripts_match(tmp_path, cell, bidirectional, stack):
+@pytest.mark.parametrize("cell, bidirectional, stack, frontend", [
+    ("gru", True, 2, "stack"), ("lstm", False, 3, "stack"), ("rnn", True, 1, "stack"), ("gru", True, 4, "conv"),
+    ("lstm", True, 3, "conv")])
+def test_acoustic_model_posteriors_and_greedy_transcripts_match(tmp_path, cell, bidirectional, stack, frontend):
     torch.manual_seed(0)
     model = AcousticModel(AcousticConfig(n_features=3, n_labels=11, cell=cell, hidden=6, layers=2,
-                                         bidirectional=bidirectional, stack=stack))
+                                         bidirectional=bidirectional, stack=stack, frontend=frontend,
+                                         conv_channels=5))
     run = _fake_run(tmp_path / "run", "speech", model, {"speech.json": json.dumps(SPEECH_SPEC)})
     assert main(["export", str(run)]) == 0
     record = json.loads((run / "export.json").read_text())
@@ -153,6 +156,33 @@ def test_acoustic_model_posteriors_and_greedy_transcripts_match(tmp_path, cell, 
         for b, n in enumerate(want_lengths.tolist()):  # frames past out_lengths are never read
             np.testing.assert_allclose(got[b, :n], want[b, :n].numpy(), atol=1e-4)
             assert greedy_decode(got[b, :n]) == greedy_decode(want[b, :n].numpy())
+
+
+def test_trained_speech_runs_transcribe_the_same_from_onnxruntime(tmp_path):
+    from rnnlab.data.audio import features, read_audio
+    from rnnlab.runs.speech import load_speech_model
+    from rnnlab.tasks.speech import decode_batch, pad_frames
+    from test_speech import make_fsdd
+
+    fsdd = make_fsdd(tmp_path / "fsdd")
+    tiny = ["--utterances", "16", "--batch-size", "8", "--valid-utterances", "4", "--test-utterances", "6",
+            "--hidden", "8", "--layers", "1", "--n-mels", "12", "--max-digits", "3", "--no-progress", "--threads", "1",
+            "--epochs", "1", "--data", str(fsdd)]
+    assert main(["train", "speech", "--out", str(tmp_path / "c"), *tiny]) == 0
+    assert main(["train", "speech", "--out", str(tmp_path / "i"), "--task", "isolated", *tiny]) == 0
+    for run in ("c", "i"):
+        assert main(["export", str(tmp_path / run)]) == 0
+    model, spec = load_speech_model(tmp_path / "c")
+    wavs = sorted((fsdd / "recordings").glob("*.wav"))[:5]
+    frames = [features(read_audio(p, spec["features"].rate).samples, spec["features"]) for p in wavs]
+    frames = [torch.cat(frames[:3]), *frames[3:]]  # one longer "connected" utterance
+    want, _ = decode_batch(model, frames)
+    x, lengths = pad_frames(frames)
+    log_probs, out_lengths = _session(tmp_path / "c" / "model.onnx").run(None, {"x": x.numpy(),
+                                                                                "lengths": lengths.numpy()})
+    assert [[label - 1 for label in greedy_decode(lp[:n])] for lp, n in zip(log_probs, out_lengths)] == want
+    record = json.loads((tmp_path / "i" / "export.json").read_text())
+    assert record["model"] == "SequenceClassifier" and record["class_names"] == [str(d) for d in range(10)]
 
 
 # ----------------------------------------------------------------------------- translators

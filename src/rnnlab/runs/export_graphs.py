@@ -186,8 +186,8 @@ def _classify_plan(model: nn.Module, files: dict) -> ExportPlan:
 # ----------------------------------------------------------------------------- speech
 class _AcousticGraph(nn.Module):
     """``x (B, T, F)`` normalised frames, ``lengths (B,)`` -> ``log_probs (B, T', V)`` (label 0 the CTC
-    blank), ``out_lengths (B,)`` with ``T' = ceil(T / k)``. The model's forward, with the frame stacking
-    written without Python branches on ``T`` (the trace must hold for every length)."""
+    blank), ``out_lengths (B,)`` with ``T' = ceil(T / k)``. The model's forward; its frame stacking is
+    written here without Python branches on ``T`` (the trace must hold for every length)."""
 
     def __init__(self, model: AcousticModel):
         super().__init__()
@@ -196,7 +196,9 @@ class _AcousticGraph(nn.Module):
     def forward(self, x: Tensor, lengths: Tensor):
         m, k = self.model, self.model.config.stack
         out_lengths = torch.div(lengths + k - 1, k, rounding_mode="floor")
-        if k > 1:
+        if m.frontend is not None:  # strided convolutions: shapes follow T by themselves
+            x, _ = m.frontend(x, lengths)
+        elif k > 1:
             x = x * lengths_to_mask(lengths, x.shape[1]).unsqueeze(-1).to(x.dtype)
             x = F.pad(x, (0, 0, 0, k - 1))  # k - 1 zero frames always; ceil(T / k) whole blocks are kept
             x = x[:, : (x.shape[1] // k) * k].reshape(x.shape[0], -1, k * x.shape[2])
@@ -210,8 +212,9 @@ def _speech_plan(model: nn.Module, files: dict) -> ExportPlan:
         "outside the graph, in Python: rnnlab.data.audio.features(samples, FeatureConfig(**features)) "
         "(log-mel/MFCC frames, normalised per utterance)")}
     if isinstance(model, SequenceClassifier):  # the isolated-digit baseline
-        notes["preprocessing"] += f"; then frames stacked {spec.get('stack', 1)} at a time (zero-padded at the end)"
-        return ExportPlan([_classifier_graph(model, 0.0, 1.0)], {**notes, "class_names": [str(d) for d in range(10)]})
+        notes["preprocessing"] += (f"; then frames stacked {spec.get('stack', 1)} at a time, zero-padded at the end "
+                                   f"(rnnlab.runs.speech._stacked)")
+        return ExportPlan([_classifier_graph(model, 0.0, 1.0)], {**notes, "class_names": spec["labels"]})
     _require_fused(model, "an acoustic model")
     n_features = model.config.n_features
 
