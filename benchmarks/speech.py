@@ -143,6 +143,19 @@ def _upgrade_copy(out: Path, run: SpeechRunConfig, model: AcousticConfig, connec
         path.write_text(json.dumps(meta, indent=1))
 
 
+def _curves(run_dir: Path) -> dict:
+    """Per-epoch validation DER, loss and learning rate of a run (from its metrics.csv), and its best epoch."""
+    import csv
+
+    with open(run_dir / "metrics.csv") as handle:
+        rows = [r for r in csv.DictReader(handle) if r["split"] == "valid"]
+    if not rows or "der" not in rows[0]:
+        return {}
+    losses = [float(r["loss"]) for r in rows]
+    return {"valid_der_curve": [round(float(r["der"]), 4) for r in rows], "valid_loss_curve": losses,
+            "lr_curve": [float(r["lr"]) for r in rows], "best_epoch": int(np.argmin(losses)) + 1}
+
+
 def isolated_with_ctc(run_dir: Path, data: str, split: str) -> float:
     """Accuracy of a connected-digit CTC model on the split's single test recordings (exactly one digit, right)."""
     from rnnlab.data.audio import features
@@ -178,6 +191,7 @@ def run_experiment(name: str, options: dict, data: str, runs: Path) -> dict:
     results = train_speech(run, model, FeatureConfig(), connected, augment, out, progress=False, resume=resume)
     if run.task == "connected":
         results["isolated_accuracy_ctc"] = isolated_with_ctc(out, data, run.split)
+    results.update(_curves(out))
     return {"name": name, "options": options, "results": {k: v for k, v in results.items() if k != "confusion"},
             "wall_s": round(time.perf_counter() - wall, 1), "cpu_s": round(time.process_time() - cpu, 1),
             "load_before": [round(x, 2) for x in load], "load_after": [round(x, 2) for x in os.getloadavg()]}
@@ -268,7 +282,13 @@ def write_report(jsonl: Path, md: Path) -> None:
             r = json.loads(line)
             records[r["name"]] = r
     get = records.get
+    loads = [r["load_before"][0] for r in records.values() if r.get("load_before", [None])[0] is not None]
     lines = ["# Spoken digits (FSDD): isolated and connected, seen and unseen speakers", "",
+             f"> **Load:** every run below was taken on the 2 cores beside other agents' jobs (1-minute load average "
+             f"{min(loads, default=0):.1f}–{max(loads, default=0):.0f}, stated per run where it was recorded). These "
+             "figures are not comparable with idle-machine figures (e.g. the idle reruns in speed.md, record.md, "
+             "explicit_gru.md, deploy.md, load < 1); compare only ratios taken within one run, and CPU times rather "
+             "than wall times.", "",
              "Measured by `python benchmarks/speech.py` (one torch thread per run, runs one after another) on a "
              "2-core machine shared with three other agents: wall times are inflated, CPU times are the fair "
              "number; the load average (1 min) before each run is listed (a dash: the run was trained by an earlier "
@@ -326,16 +346,51 @@ def write_report(jsonl: Path, md: Path) -> None:
                 lines.append(f"| {label} | {res['epochs']} | {_pct(res['der'])} | {_pct(res['ser'])} | "
                              f"{_pct(res.get('valid_der'))} |")
         lines.append("")
+    held = [(s, get(f"connected-{s}")) for s in SPEAKERS]
+    if sum(1 for _, r in held if r) > 1:
+        lines += ["## Connected digits, each speaker held out (default recipe, 8 epochs)", "",
+                  "| held-out speaker | test DER | utterance error | single recordings | valid DER (seen speakers) | "
+                  "train CPU | load |", "|---|---|---|---|---|---|---|"]
+        for s, r in held:
+            if r:
+                res = r["results"]
+                lines.append(f"| {s} | {_pct(res['der'])} | {_pct(res['ser'])} | "
+                             f"{_pct(res.get('isolated_accuracy_ctc'))} | {_pct(res.get('valid_der'))} | "
+                             f"{res.get('train_cpu_s', r['cpu_s']):.0f} s | {r['load_before'][0] or '–'} |")
+        ders = [r["results"]["der"] for _, r in held if r]
+        lines += [f"| **mean of {len(ders)}** | **{_pct(float(np.mean(ders)))}** | | | | | |", ""]
+    levers = [("stack", "none", "connected-official"), ("stack", "none", "connected-official-16ep"),
+              ("stack", "plateau", "connected-official-plateau-16ep"), ("conv", "none", "connected-official-conv")]
+    if any(get(n) for _, _, n in levers[2:]):
+        lines += ["## Learning-rate schedule and front-end (official split, connected)", "",
+                  "Plateau: the rate is halved after every validation (once per epoch) without a lower validation "
+                  "loss. The plateau run continues connected-official's epoch-8 checkpoint: up to there every "
+                  "validation lowered the loss, so the schedule had not acted and the continuation equals a plateau "
+                  "run from scratch (exact resume). Conv: two 1-D convolutions (128 channels, kernel 3, strides 2 "
+                  "and 1, ReLU) in place of stacking 2 frames; same output frames.", "",
+                  "| front-end | schedule | epochs | best epoch | parameters | test DER | utterance error | "
+                  "valid DER | learning rate per epoch | train CPU |", "|---|---|---|---|---|---|---|---|---|---|"]
+        for frontend, schedule, n in levers:
+            if get(n):
+                res = get(n)["results"]
+                rates = res.get("lr_curve")
+                rates = " ".join(f"{x:g}" for x in rates) if rates else "2e-3 fixed"
+                lines.append(f"| {frontend} | {schedule} | {res['epochs']} | {res.get('best_epoch', '–')} | "
+                             f"{res['parameters']:,} | {_pct(res['der'])} | {_pct(res['ser'])} | "
+                             f"{_pct(res.get('valid_der'))} | {rates} | {res.get('train_cpu_s', 0):.0f} s |")
+        lines.append("")
     cells = [(c, get(f"cell-{c}-official")) for c in ("lstm", "rnn", "mingru")]
     if any(r for _, r in cells) and get("connected-official"):
         lines += ["## Cells at equal parameters (official split, connected)", "",
-                  "| cell | hidden | parameters | test DER | CPU s |", "|---|---|---|---|---|"]
-        base = get("connected-official")
-        lines.append(f"| gru | 128 | {base['results']['parameters']:,} | {_pct(base['results']['der'])} | {base['cpu_s']:.0f} |")
-        for cell, r in cells:
+                  "| cell | hidden | parameters | epochs | test DER | valid DER | valid DER per epoch | train CPU |",
+                  "|---|---|---|---|---|---|---|---|"]
+        for cell, r in [("gru", get("connected-official"))] + cells:
             if r:
-                lines.append(f"| {cell} | {r['options']['model']['hidden']} | {r['results']['parameters']:,} | "
-                             f"{_pct(r['results']['der'])} | {r['cpu_s']:.0f} |")
+                res = r["results"]
+                curve = " ".join(f"{100 * x:.0f}" for x in res.get("valid_der_curve", [])) or "–"
+                hidden = r["options"].get("model", {}).get("hidden", 128)
+                lines.append(f"| {cell} | {hidden} | {res['parameters']:,} | {res['epochs']} | {_pct(res['der'])} | "
+                             f"{_pct(res.get('valid_der'))} | {curve} | {res.get('train_cpu_s', r['cpu_s']):.0f} s |")
         lines.append("")
     if get("rtf"):
         r = get("rtf")
