@@ -17,7 +17,7 @@ from cli_checks import fails
 from rnnlab.checkpoint import save_checkpoint
 from rnnlab.cli import main
 from rnnlab.data.labelled_sequences import pad
-from rnnlab.data.translation import SPECIALS, Vocabulary
+from rnnlab.data.translation import EOS_ID, SPECIALS, Vocabulary
 from rnnlab.models.acoustic import AcousticConfig, AcousticModel
 from rnnlab.models.classifier import ClassifierConfig, SequenceClassifier
 from rnnlab.models.conv_classifier import ConvClassifierConfig, ConvSequenceClassifier
@@ -186,21 +186,26 @@ def test_trained_speech_runs_transcribe_the_same_from_onnxruntime(tmp_path):
 
 
 # ----------------------------------------------------------------------------- translators
-TRANSLATORS = [
-    dict(cell="gru", attention="bahdanau", input_feed=True, bidirectional=True),
-    dict(cell="lstm", attention="general", input_feed=True, bidirectional=True, layers=2),
+TRANSLATORS = [  # eos_bias: <eos>'s output bias, chosen so that some test sentences end before their limit
+    dict(cell="gru", attention="bahdanau", input_feed=True, bidirectional=True, eos_bias=1.5),
+    dict(cell="lstm", attention="general", input_feed=True, bidirectional=True, layers=2, eos_bias=1.0),
     dict(cell="lstm", attention="dot", input_feed=False, bidirectional=False),
-    dict(cell="rnn", attention="none", input_feed=False, bidirectional=False, tie=True),
+    dict(cell="rnn", attention="none", input_feed=False, bidirectional=False, tie=True, eos_bias=3.5),
 ]
 
 
 def _translator_run(root, options):
     torch.manual_seed(0)
+    options = dict(options)
+    eos_bias = options.pop("eos_bias", None)
     words = list(SPECIALS) + [f"w{i}" for i in range(14)]
     model = Translator(TranslatorConfig(source_vocab=len(words), target_vocab=len(words), embed=8, hidden=8,
                                         dropout=0.0, **options))
-    for p in model.parameters():  # sharper distributions: greedy choices are not near-ties
-        p.data.mul_(3.0)
+    with torch.no_grad():
+        for p in model.parameters():  # sharper distributions: greedy choices are not near-ties
+            p.mul_(3.0)
+        if eos_bias is not None:
+            model.output.bias[EOS_ID] = eos_bias
     vocab = Vocabulary(words).to_json()
     return model, _fake_run(root, "translate", model, {"source_vocab.json": vocab, "target_vocab.json": vocab})
 
@@ -237,12 +242,49 @@ def test_translator_greedy_decoding_from_onnxruntime_equals_pytorch(tmp_path, op
             np.testing.assert_allclose(outputs[-1], weights.numpy(), atol=1e-5)
 
 
-def test_translator_export_names_files_after_out_and_caption_is_refused(tmp_path, capsys):
+def test_translator_export_names_files_after_out(tmp_path, capsys):
     _, run = _translator_run(tmp_path / "run", TRANSLATORS[0])
     assert main(["export", str(run), "--out", str(tmp_path / "t.onnx")]) == 0
     for name in ("t_encoder.onnx", "t_decoder_step.onnx", "t_vocab.json", "t_export.json"):
         assert (tmp_path / name).is_file(), name
     fails(capsys, ["export", str(run), "--out", str(tmp_path / "t.onnx")], "already exists")
     fails(capsys, ["export", str(run), "--out", str(tmp_path / "t.txt")], "must end in .onnx")
-    caption = prepare_run_dir(tmp_path / "cap", kind="caption", config={})
-    fails(capsys, ["export", str(caption)], "caption runs cannot be exported to ONNX yet")
+
+
+def test_translator_with_an_unrolled_cell_is_refused(tmp_path, capsys):
+    _, run = _translator_run(tmp_path / "run", dict(cell="mingru", attention="dot", bidirectional=False))
+    fails(capsys, ["export", str(run)], "a translator with", "cannot be exported with variable lengths")
+
+
+# ----------------------------------------------------------------------------- captioners
+CAPTIONERS = [dict(cell="lstm"), dict(cell="gru", gate=False), dict(cell="peephole", concepts=False),
+              dict(encoder="mlp", attention=False, cell="mingru")]
+
+
+@pytest.mark.parametrize("options", CAPTIONERS, ids=lambda o: "-".join(str(v) for v in o.values()))
+def test_captioner_greedy_captions_from_onnxruntime_equal_pytorch(tmp_path, options):
+    from rnnlab.data.scenes import VOCAB
+    from rnnlab.models.captioner import Captioner, CaptionerConfig
+    from rnnlab.runs.export import onnx_greedy_caption
+
+    torch.manual_seed(0)
+    model = Captioner(CaptionerConfig(vocab_size=len(VOCAB), channels=1, image_size=16, embed=8, hidden=12,
+                                      features=8, attention_size=6, **options))
+    with torch.no_grad():
+        for p in model.parameters():  # sharper distributions: greedy choices are not near-ties
+            p.mul_(2.0)
+        if options == CAPTIONERS[0]:
+            model.out.bias[2] = 4.0  # <eos> likelier: one caption ends early (pad after it), the others run on
+    run = _fake_run(tmp_path / "run", "caption", model, {})
+    assert main(["export", str(run)]) == 0
+    record = json.loads((run / "export.json").read_text())
+    assert set(record["graphs"]) == {"encoder", "decoder_step"} and record["max_abs_diff"] <= 1e-4
+    assert json.loads((run / "vocab.json").read_text())["tokens"] == list(VOCAB)
+    model.eval()
+    images = torch.rand(3, 1, 16, 16, generator=torch.Generator().manual_seed(2))
+    want, alphas = model.greedy(images, 12)
+    if options == CAPTIONERS[0]:
+        assert (want == 2).any() and (want == 0).any()  # the <eos> and padding branch is exercised
+    got = onnx_greedy_caption(_session(run / "encoder.onnx"), _session(run / "decoder_step.onnx"), images.numpy(),
+                              max_len=12)
+    np.testing.assert_array_equal(got, want.numpy())

@@ -4,7 +4,8 @@
     rnnlab export runs/pydoc --format onnx         # -> runs/pydoc/model.onnx + export.json
     rnnlab export runs/fra --format onnx           # translator -> encoder.onnx, decoder_step.onnx, vocab.json
 
-Language models, forecasters, sequence classifiers, speech models and translators export; export.json
+Language models, forecasters, sequence classifiers, speech models, translators and captioners export
+(the last two as encoder.onnx + decoder_step.onnx + vocab.json); export.json
 lists each graph's inputs and outputs, the preprocessing that stays outside the graphs, and the
 largest difference from PyTorch measured in onnxruntime.
 """
@@ -19,7 +20,7 @@ def register(subparsers) -> None:
     parser = subparsers.add_parser("export", help="export a trained run to ONNX (checked in onnxruntime)",
                                    description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("run_dir", metavar="RUN_DIR",
-                        help="run directory of rnnlab train lm / forecast / classify / speech / translate")
+                        help="run directory of rnnlab train lm / forecast / classify / speech / translate / caption")
     parser.add_argument("--format", choices=["onnx"], default="onnx", help="output format (default: onnx)")
     parser.add_argument("--out", default=None,
                         help="the .onnx file (default: RUN_DIR/model.onnx; several graphs: <name>.onnx beside it)")

@@ -2,7 +2,8 @@
 
     rnnlab export RUN_DIR --format onnx      # -> RUN_DIR/model.onnx (or encoder/decoder_step.onnx) + export.json
 
-What each kind of run exports (batch and lengths are dynamic axes; graphs in :mod:`rnnlab.runs.export_graphs`):
+What each kind of run exports (batch and lengths are dynamic axes; graphs in :mod:`rnnlab.runs.export_graphs`
+and, for encoder-decoder models, :mod:`rnnlab.runs.export_decoders`):
 
 =============  ===========================================  ================================================
 run kind       inputs                                       outputs
@@ -18,17 +19,19 @@ run kind       inputs                                       outputs
                                                             [``feed``]: the decoder's initial state
                decoder_step: ``previous (B,)``, ``h``       ``log_probs (B, V)``, ``h_out`` [``c_out``],
                [``c``], [``feed``], [memory, keys, mask]    [``feed_out``], [``weights (B, S)``]
+``caption``    encoder: ``images (B, C, S, S)`` in [0, 1]   ``memory (B, L, D)``, [``keys``], ``h`` [``c``]
+               decoder_step: ``previous (B,)``, ``h``       ``log_probs (B, V)``, ``h_out`` [``c_out``],
+               [``c``], ``memory`` [``keys``]               [``weights (B, L)``]
 =============  ===========================================  ================================================
 
 The graphs come from PyTorch's TorchScript ONNX exporter: standard LSTM/GRU/RNN layers become ONNX's
 recurrent operators (variable lengths through their ``sequence_lens``, exactly the packed-sequence
 semantics), so the time axis stays dynamic. Other cells (peephole, layer norm, minGRU, ...) are
 traced as a loop of fixed length: a language model is then exported as a one-token step graph (the
-streaming form); runs that need lengths refuse them with a one-line error. Caption runs are not
-exported yet. After tracing, every graph is run in onnxruntime on random inputs of several lengths
+streaming form); runs that need lengths refuse them with a one-line error. After tracing, every graph is run in onnxruntime on random inputs of several lengths
 and batch sizes and compared with PyTorch (max |difference| <= 1e-4, recorded in ``export.json``); a
 larger difference is an error and nothing is written. Preprocessing that is not in a graph (speech
-features, tokenisation, classifier downsampling) is stated in ``export.json``.
+features, tokenisation, image reading, classifier downsampling) is stated in ``export.json``.
 
 int8 inference is :func:`rnnlab.models.quantize.quantize_int8` (``rnnlab generate/evaluate --int8``).
 """
@@ -43,17 +46,54 @@ from pathlib import Path
 
 import numpy as np
 import torch
+from torch import nn
 
+from rnnlab.checkpoint import load_checkpoint
 from rnnlab.data.translation import BOS_ID, EOS_ID, PAD_ID
 from rnnlab.errors import ConfigError, RunDirError
 from rnnlab.io import atomic_write_bytes, atomic_write_json, atomic_write_text, check_new_file
+from rnnlab.models.acoustic import AcousticModel
+from rnnlab.models.captioner import Captioner
+from rnnlab.models.classifier import SequenceClassifier
+from rnnlab.models.conv_classifier import ConvSequenceClassifier
+from rnnlab.models.forecaster import Forecaster
+from rnnlab.models.language import LanguageModel
+from rnnlab.models.translator import Translator
 from rnnlab.rundir import read_run, run_dir_of
-from rnnlab.runs.export_graphs import Graph, export_plan
+from rnnlab.runs.export_decoders import CAPTION_MAX_LEN, caption_plan, translate_plan
+from rnnlab.runs.export_graphs import ExportPlan, Graph, classify_plan, forecast_plan, lm_plan, speech_plan
 
-__all__ = ["export_run", "onnx_greedy_translate", "TOLERANCE", "OPSET"]
+__all__ = ["export_run", "export_plan", "onnx_greedy_translate", "onnx_greedy_caption", "TOLERANCE", "OPSET"]
 
 TOLERANCE = 1e-4
 OPSET = 17
+
+
+def export_plan(run_dir) -> ExportPlan:
+    """What ``run_dir`` exports (ConfigError, one line, for what cannot be exported and why)."""
+    kind = read_run(run_dir)["kind"]
+    ckpt = load_checkpoint(run_dir)
+    model = ckpt.model.eval()
+    plan = _plan_of(kind, model, ckpt.files)
+    plan.notes = {"model": type(model).__name__, **plan.notes}
+    return plan
+
+
+def _plan_of(kind: str, model: nn.Module, files: dict) -> ExportPlan:
+    if kind == "lm" and isinstance(model, LanguageModel):
+        return lm_plan(model)
+    if kind == "forecast" and isinstance(model, Forecaster):
+        return forecast_plan(model)
+    if kind == "classify" and isinstance(model, (SequenceClassifier, ConvSequenceClassifier)):
+        return classify_plan(model, files)
+    if kind == "speech" and isinstance(model, (AcousticModel, SequenceClassifier)):
+        return speech_plan(model, files)
+    if kind == "translate" and isinstance(model, Translator):
+        return translate_plan(model, files)
+    if kind == "caption" and isinstance(model, Captioner):
+        return caption_plan(model)
+    raise ConfigError(f"rnnlab export handles lm, forecast, classify, speech, translate and caption runs; this one is "
+                      f"a {kind!r} run of {type(model).__name__}")
 
 
 def _check_onnxruntime():
@@ -192,3 +232,28 @@ def onnx_greedy_translate(encoder, decoder_step, source: np.ndarray, lengths: np
         if not any(open_):
             break
     return tokens
+
+
+def onnx_greedy_caption(encoder, decoder_step, images: np.ndarray, *, max_len: int = CAPTION_MAX_LEN,
+                        bos: int = 1, eos: int = 2, pad: int = 0) -> np.ndarray:
+    """Greedy captions driven from onnxruntime sessions of an exported captioner (the rule of
+    :meth:`rnnlab.models.captioner.Captioner.greedy`): ``images (B, C, S, S)`` float32 in [0, 1] ->
+    word ids ``(B, T <= max_len)``, each ending in ``eos`` (unless cut at ``max_len``), ``pad`` after it."""
+    images = np.asarray(images, np.float32)
+    if images.ndim != 4:
+        raise ConfigError(f"images must be (B, C, S, S) floats; got shape {images.shape}")
+    encoded = dict(zip([o.name for o in encoder.get_outputs()], encoder.run(None, {"images": images})))
+    feed = {i.name: encoded[i.name] for i in decoder_step.get_inputs() if i.name != "previous"}
+    word = np.full(len(images), bos, np.int64)
+    done = np.zeros(len(images), bool)
+    words = []
+    for _ in range(max_len):
+        outputs = dict(zip([o.name for o in decoder_step.get_outputs()],
+                           decoder_step.run(None, {"previous": word, **feed})))
+        word = np.where(done, pad, outputs["log_probs"].argmax(1)).astype(np.int64)
+        feed.update({n: outputs[n + "_out"] for n in feed if n + "_out" in outputs})
+        words.append(word)
+        done |= word == eos
+        if done.all():
+            break
+    return np.stack(words, 1)
