@@ -242,6 +242,32 @@ def test_translator_greedy_decoding_from_onnxruntime_equals_pytorch(tmp_path, op
             np.testing.assert_allclose(outputs[-1], weights.numpy(), atol=1e-5)
 
 
+def test_trained_translation_run_decodes_the_same_from_onnxruntime(tmp_path):
+    from rnnlab.runs.export import onnx_greedy_translate
+    from rnnlab.runs.translate import load_translator
+    from test_translation_cli import SUBJECTS, TINY, WORDS
+
+    lines = [f"{en} {a}.\t{fr} {b}." for en, fr in SUBJECTS for a, b in WORDS]
+    (tmp_path / "fra.txt").write_text("\n".join(lines) + "\n", encoding="utf-8")
+    run = tmp_path / "enfr"
+    assert main(["train", "translate", "--data", str(tmp_path / "fra.txt"), "--out", str(run), "--max-steps", "30",
+                 "--cell", "lstm", *TINY]) == 0
+    assert main(["export", str(run)]) == 0
+    model, source_vocab, target_vocab, _ = load_translator(run)
+    vocab = json.loads((run / "vocab.json").read_text())
+    assert vocab["source"]["tokens"] == source_vocab.tokens and vocab["target"]["tokens"] == target_vocab.tokens
+    sentences = [f"{en.lower()} {a} .".split() for en, _ in SUBJECTS for a, _ in WORDS[:3]]
+    ids = [source_vocab.encode(s) for s in sentences]
+    lengths = torch.tensor([len(i) for i in ids])
+    source = torch.zeros(len(ids), int(lengths.max()), dtype=torch.long)
+    for row, i in enumerate(ids):
+        source[row, :len(i)] = torch.tensor(i)
+    want = [h.tokens for h in greedy_search(model, source, lengths)]
+    got = onnx_greedy_translate(_session(run / "encoder.onnx"), _session(run / "decoder_step.onnx"), source.numpy(),
+                                lengths.numpy())
+    assert got == want
+
+
 def test_translator_export_names_files_after_out(tmp_path, capsys):
     _, run = _translator_run(tmp_path / "run", TRANSLATORS[0])
     assert main(["export", str(run), "--out", str(tmp_path / "t.onnx")]) == 0
