@@ -129,6 +129,16 @@ def test_classifier_with_an_unrolled_cell_is_refused_in_one_line(tmp_path, capsy
     assert not (run / "model.onnx").exists() and not (run / "export.json").exists()
 
 
+def test_export_without_what_it_needs_says_so_in_one_line(tmp_path, capsys):
+    model = SequenceClassifier(ClassifierConfig(n_features=3, n_classes=2, hidden_size=4))
+    run = _fake_run(tmp_path / "run", "classify", model, {})  # no classify.json beside the weights
+    fails(capsys, ["export", str(run)], "holds no classify.json")
+    empty = prepare_run_dir(tmp_path / "empty", kind="speech", config={})
+    fails(capsys, ["export", str(empty)], "checkpoint")
+    fails(capsys, ["export", str(tmp_path / "nothing")], "does not exist")
+    assert not (run / "model.onnx").exists() and not (run / "export.json").exists()
+
+
 # ----------------------------------------------------------------------------- speech
 SPEECH_SPEC = {"task": "connected", "features": {"kind": "logmel"}, "blank": 0,
                "labels": ["<blank>"] + [str(d) for d in range(10)]}

@@ -15,15 +15,13 @@ import json
 import torch
 from torch import Tensor, nn
 
-from rnnlab.data.scenes import BOS as CAPTION_BOS
-from rnnlab.data.scenes import EOS as CAPTION_EOS
 from rnnlab.data.scenes import MAX_WORDS, VOCAB
 from rnnlab.data.translation import BOS_ID, EOS_ID, PAD_ID, UNK_ID
 from rnnlab.models.captioner import Captioner
 from rnnlab.models.captioner import Memory as CaptionMemory
 from rnnlab.models.translator import Memory, Translator
 from rnnlab.nn.sequence import lengths_to_mask
-from rnnlab.runs.export_graphs import ExportPlan, Graph, random_lengths, require_fused
+from rnnlab.runs.export_graphs import ExportPlan, Graph, random_lengths, require_fused, run_file
 
 __all__ = ["translate_plan", "caption_plan", "CAPTION_MAX_LEN"]
 
@@ -107,7 +105,7 @@ def translate_plan(model: Translator, files: dict) -> ExportPlan:
             inputs.append(lengths_to_mask(random_lengths(batch, steps), steps))
         return tuple(inputs)
 
-    vocab = {side: json.loads(files[f"{side}_vocab.json"]) for side in ("source", "target")}
+    vocab = {side: json.loads(run_file(files, f"{side}_vocab.json", "translation")) for side in ("source", "target")}
     notes = {"decoding": f"run encoder once; then decoder_step from previous = <bos> (id {BOS_ID}), feeding every "
                          f"*_out back as the input of the same name and the encoder's memory/keys/mask unchanged, "
                          f"until <eos> (id {EOS_ID}) or floor(1.5 * source length + 5) tokens (rnnlab's default "
@@ -179,10 +177,10 @@ def caption_plan(model: Captioner) -> ExportPlan:
     dec_out = ["log_probs", *(s + "_out" for s in state)] + (["weights"] if c.attention else [])
     dec_in = ["previous", *state, *(memory if c.attention else [])]
     dec_axes = {name: batch for name in dec_in + dec_out}
-    notes = {"decoding": f"run encoder once; then decoder_step from previous = <bos> (id {CAPTION_BOS}), feeding "
+    notes = {"decoding": f"run encoder once; then decoder_step from previous = <bos> (id {c.bos_id}), feeding "
                          f"h_out/c_out back as h/c and the encoder's memory/keys unchanged, taking the most probable "
-                         f"word until <eos> (id {CAPTION_EOS}) or {CAPTION_MAX_LEN} words "
-                         f"(rnnlab.runs.export.onnx_greedy_caption does this)",
+                         f"word until <eos> (id {c.eos_id}) or {CAPTION_MAX_LEN} words, <pad> (id {c.pad_id}) after "
+                         f"it (rnnlab.runs.export.onnx_greedy_caption does this)",
              "preprocessing": f"outside the graph: the image resized to {c.image_size}x{c.image_size}, "
                               f"{c.channels} channel(s), values / 255 as float32 (B, C, S, S) "
                               f"(rnnlab.data.images.read_image and to_tensor)",

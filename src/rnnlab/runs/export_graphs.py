@@ -24,7 +24,7 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
 
-from rnnlab.errors import ConfigError
+from rnnlab.errors import ConfigError, RunDirError
 from rnnlab.models.acoustic import AcousticModel
 from rnnlab.models.classifier import SequenceClassifier
 from rnnlab.models.forecaster import Forecaster
@@ -32,7 +32,7 @@ from rnnlab.models.language import LanguageModel
 from rnnlab.nn.sequence import lengths_to_mask
 from rnnlab.rundir import CLASSIFY_SPEC
 
-__all__ = ["Graph", "ExportPlan", "is_fused", "require_fused", "random_lengths", "lm_plan", "forecast_plan",
+__all__ = ["Graph", "ExportPlan", "is_fused", "require_fused", "random_lengths", "run_file", "lm_plan", "forecast_plan",
            "classify_plan", "speech_plan", "CHECK_STEPS"]
 
 CHECK_STEPS = (1, 7, 23)  # sequence lengths the onnxruntime check runs (batches 1 and 3 each)
@@ -73,6 +73,13 @@ def require_fused(model: nn.Module, what: str) -> None:
         raise ConfigError(f"{what} with {_cell_names(model)} cannot be exported with variable lengths: only the "
                           f"lstm, gru and rnn cells map to ONNX's recurrent operators (the others are traced "
                           f"as a loop of fixed length)")
+
+
+def run_file(files: dict, name: str, kind: str) -> str:
+    """The checkpoint's text file ``name`` (RunDirError, one line, when it is missing)."""
+    if name not in files:
+        raise RunDirError(f"the checkpoint holds no {name}, which a {kind} run's export needs; is it a {kind} run?")
+    return files[name]
 
 
 def random_lengths(batch: int, steps: int) -> Tensor:
@@ -172,7 +179,7 @@ def _classifier_graph(model: nn.Module, mean, std) -> Graph:
 
 
 def classify_plan(model: nn.Module, files: dict) -> ExportPlan:
-    spec = json.loads(files[CLASSIFY_SPEC])
+    spec = json.loads(run_file(files, CLASSIFY_SPEC, "classify"))
     stride = spec.get("stride", 1)
     notes = {"class_names": spec["class_names"], "features": spec["features"], "preprocessing": (
         "in the graph: per-channel standardisation (x - mean) / std with the training statistics; "
@@ -205,7 +212,7 @@ class _AcousticGraph(nn.Module):
 
 
 def speech_plan(model: nn.Module, files: dict) -> ExportPlan:
-    spec = json.loads(files["speech.json"])
+    spec = json.loads(run_file(files, "speech.json", "speech"))
     notes = {"features": spec["features"], "preprocessing": (
         "outside the graph, in Python: rnnlab.data.audio.features(samples, FeatureConfig(**features)) "
         "(log-mel/MFCC frames, normalised per utterance)")}
