@@ -14,6 +14,12 @@ from rnnlab.nn.regularize import draw_masks
 D64 = torch.float64
 
 
+@pytest.fixture(autouse=True)
+def python_loop(monkeypatch):
+    """This file tests the Python loops; the compiled LSTM loop has tests/test_compiled.py."""
+    monkeypatch.setenv("RNNLAB_COMPILED", "0")
+
+
 def _grads(layer, x, hx, lengths=None, seed=None):
     """Outputs, final state and gradients of a loss touching all of them."""
     if seed is not None:

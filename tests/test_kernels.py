@@ -4,9 +4,8 @@ import torch
 
 import rnnlab
 from rnnlab.errors import ConfigError
-from rnnlab.nn import fastpath
 from rnnlab.nn.cells import LSTMCell
-from rnnlab.nn.kernels import KERNELS, choose_path, kernels_for, scan_method
+from rnnlab.nn.kernels import KERNELS, choose_path, fast_lstm, kernels_for, scan_method
 from rnnlab.nn.minimal_layers import MinGRU, MinLSTM
 
 D64 = torch.float64
@@ -51,7 +50,7 @@ def test_a_subclassed_cell_gets_only_the_reference_loop():
 
     assert kernels_for(MyCell).fast is None and not kernels_for(MyCell).fused
     assert choose_path(MyCell) == "unroll"
-    assert KERNELS[LSTMCell].fast is fastpath.run_lstm
+    assert KERNELS[LSTMCell].fast is fast_lstm  # the compiled loop or fastpath's (tests/test_compiled.py)
 
 
 def test_fused_backend_refuses_what_it_cannot_compute():

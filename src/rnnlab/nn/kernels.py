@@ -7,7 +7,9 @@ path        what runs                                                           
 ==========  ====================================================================  ==========================
 ``fused``   PyTorch's own kernel (``torch.nn.LSTM/GRU/RNN.forward``: oneDNN/cuDNN)  LSTMCell, GRUCell, RNNCell
 ``fast``    the explicit equations as one autograd node with a hand-written        LSTM, peephole, layer-norm, GRU, RNN
-            backward (:mod:`rnnlab.nn.fastpath`)
+            backward (:mod:`rnnlab.nn.fastpath`); for the LSTM and peephole
+            cells on a CPU the time loop compiled (:mod:`rnnlab.nn.compiled`,
+            :func:`fast_lstm`)
 ``scan``    a parallel scan of a linear recurrence (:mod:`rnnlab.nn.scan`)         minGRU, minLSTM
 ``rebuild`` gates recorded at fused speed: the fused kernel for the outputs, then  LSTMCell, GRUCell, RNNCell
             every gate at once (:mod:`rnnlab.nn.rebuild`)
@@ -26,13 +28,13 @@ from typing import Callable
 import torch
 
 from rnnlab.errors import ConfigError
-from rnnlab.nn import fastpath
+from rnnlab.nn import compiled, fastpath
 from rnnlab.nn.cells import GRUCell, LSTMCell, RNNCell
 from rnnlab.nn.minimal import MinGRUCell, MinLSTMCell
 from rnnlab.nn.rebuild import record_fused
 from rnnlab.nn.variants import LayerNormLSTMCell, PeepholeLSTMCell
 
-__all__ = ["Kernels", "KERNELS", "SCANS", "kernels_for", "choose_path", "scan_method"]
+__all__ = ["Kernels", "KERNELS", "SCANS", "kernels_for", "choose_path", "scan_method", "fast_lstm"]
 
 BACKENDS = ("auto", "fused", "explicit")
 SCANS = ("auto", "chunked", "log", "sequential")
@@ -48,9 +50,25 @@ class Kernels:
     rebuild: Callable | None = None    # record gates from the fused outputs: rebuild(cell, inputs, state, *, lengths, reverse)
 
 
+def fast_lstm(cell, inputs: torch.Tensor, state=None, *, lengths: torch.Tensor | None = None, reverse: bool = False,
+              drop: torch.Tensor | None = None, zone_h: torch.Tensor | None = None, zone_c: torch.Tensor | None = None):
+    """The ``fast`` path of the LSTM and peephole cells (contract of :func:`rnnlab.nn.fastpath.run_lstm`).
+
+    The compiled time loop (:mod:`rnnlab.nn.compiled`) when it is built (``compiled.status()``), the
+    tensors are float32/float64 on a CPU and there is no recurrent dropout or zoneout; else the Python
+    loop of :mod:`rnnlab.nn.fastpath`. Same numbers either way (float64-equal to ``unroll``). Graph
+    capture never gets here: :func:`choose_path` sends it to ``unroll``.
+    """
+    if (drop is None and zone_h is None and zone_c is None and inputs.device.type == "cpu"
+            and inputs.dtype in compiled.DTYPES and compiled.available()):
+        return compiled.run_lstm(cell, inputs, state, lengths=lengths, reverse=reverse)
+    return fastpath.run_lstm(cell, inputs, state, lengths=lengths, reverse=reverse, drop=drop, zone_h=zone_h,
+                             zone_c=zone_c)
+
+
 KERNELS: dict[type, Kernels] = {
-    LSTMCell: Kernels(fused=True, fast=fastpath.run_lstm, rebuild=record_fused),
-    PeepholeLSTMCell: Kernels(fast=fastpath.run_lstm),
+    LSTMCell: Kernels(fused=True, fast=fast_lstm, rebuild=record_fused),
+    PeepholeLSTMCell: Kernels(fast=fast_lstm),
     LayerNormLSTMCell: Kernels(fast=fastpath.run_layernorm_lstm),
     GRUCell: Kernels(fused=True, fast=fastpath.run_gru, rebuild=record_fused),
     RNNCell: Kernels(fused=True, fast=fastpath.run_rnn, rebuild=record_fused),
