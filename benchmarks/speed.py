@@ -22,6 +22,7 @@ from pathlib import Path
 import torch
 
 import rnnlab
+from rnnlab.nn import compiled
 
 CONFIGS = [(32, 100, 64, 256), (64, 100, 512, 512), (1, 1000, 32, 128), (128, 50, 128, 128)]
 
@@ -35,6 +36,10 @@ CONTENDERS = {
     "peephole": lambda i, h: rnnlab.LSTM(i, h, batch_first=True, cell="peephole"),
     "layernorm": lambda i, h: rnnlab.LSTM(i, h, batch_first=True, cell="layernorm"),
     "zoneout+rdrop": lambda i, h: rnnlab.LSTM(i, h, batch_first=True, zoneout=0.1, recurrent_dropout=0.25),
+    # Issue 15: "rnnlab explicit" and "peephole" take the compiled loop when it is built (see the status line);
+    # these run the Python loop of rnnlab.nn.fastpath in the same process, for comparison.
+    "explicit python loop": lambda i, h: _PythonLoop(rnnlab.LSTM(i, h, batch_first=True, backend="explicit")),
+    "peephole python loop": lambda i, h: _PythonLoop(rnnlab.LSTM(i, h, batch_first=True, cell="peephole")),
     "minGRU": lambda i, h: rnnlab.nn.build_recurrent("mingru", i, h),
     "minLSTM": lambda i, h: rnnlab.nn.build_recurrent("minlstm", i, h),
 }
@@ -46,6 +51,27 @@ def _unrolled(layer):
     """The explicit path as it was before the fast loop: the cell unrolled under autograd."""
     layer.use_fastpath = False
     return layer
+
+
+class _PythonLoop(torch.nn.Module):
+    """A layer run with ``RNNLAB_COMPILED=0`` (read at each call): the Python loop instead of the compiled one."""
+
+    def __init__(self, layer):
+        super().__init__()
+        self.layer = layer
+
+    def forward(self, x):
+        before = os.environ.get("RNNLAB_COMPILED")
+        os.environ["RNNLAB_COMPILED"] = "0"
+        try:
+            return self.layer(x)
+        finally:
+            if before is None:
+                del os.environ["RNNLAB_COMPILED"]
+            else:
+                os.environ["RNNLAB_COMPILED"] = before
+
+
 BASELINE = "torch.nn.LSTM"
 
 
@@ -116,6 +142,9 @@ def main(argv: list[str] | None = None) -> int:
     clock = time.process_time if args.clock == "cpu" else time.perf_counter
     configs = CONFIGS[:1] if args.quick else CONFIGS + [tuple(int(v) for v in c.split(",")) for c in args.extra_config]
     names = [BASELINE] + [n for n in args.contenders if n != BASELINE]
+    loop = compiled.status()  # builds the compiled LSTM loop now if it can, outside the timings
+    print(f"compiled LSTM loop: {loop}", flush=True)
+    load_before = os.getloadavg()
 
     started = time.perf_counter()
     rows = []
@@ -139,8 +168,9 @@ def main(argv: list[str] | None = None) -> int:
         f"- date: {dt.datetime.now().isoformat(timespec='seconds')}; wall time {wall:.0f} s; {args.repeats} timed "
         "training steps per contender and configuration, contenders alternated, medians",
         f"- clock: {'CPU seconds of the process (time.process_time)' if args.clock == 'cpu' else 'wall time'}; "
-        f"load average at the end {os.getloadavg()[0]:.1f} (other programs were sharing the cores when it is above "
-        f"the thread count)",
+        f"load average (1, 5, 15 min) before {_load(load_before)}, after {_load(os.getloadavg())} (other programs "
+        "were sharing the cores when it is above the thread count)",
+        f"- compiled LSTM loop (rnnlab.nn.compiled, taken by rnnlab explicit and peephole): {loop}",
         "- ratio = throughput relative to torch.nn.LSTM (1.00 = as fast; below 1 = slower)",
         "",
         header,
@@ -152,6 +182,10 @@ def main(argv: list[str] | None = None) -> int:
     write_section(Path(args.out), lines)
     print(f"wrote {args.out}")
     return 0
+
+
+def _load(averages) -> str:
+    return ", ".join(f"{v:.1f}" for v in averages)
 
 
 def write_section(out: Path, lines: list[str]) -> None:

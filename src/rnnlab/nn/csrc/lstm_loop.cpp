@@ -3,8 +3,8 @@
 // Built on first use by rnnlab.nn.compiled (torch.utils.cpp_extension); the equations, shapes and
 // saved buffers are documented there. Why C++: at batch 1 a step is a (1, H) x (H, 4H) product and
 // ~5H scalars of gate math; from Python each of the ~20 ATen calls per step costs more in dispatch
-// than it computes. Here a step is one product through ATen (the BLAS), then one plain loop over
-// contiguous memory for the gates.
+// than it computes. Here a step is one call of the BLAS for the product, then one plain loop over
+// contiguous memory for the gates, which the compiler vectorises.
 #include <torch/extension.h>
 
 #include <algorithm>
@@ -28,24 +28,22 @@ void dgemm_(const char* transa, const char* transb, const int* m, const int* n, 
 
 namespace {
 
-// Row-major c (rows, cols) = beta c + a (rows, inner) @ op(w), op(w) = w^T for w (cols, inner) when
-// transpose, else w (inner, cols). BLAS is column-major: it computes c^T = op(w)^T a^T.
+// Row-major c (rows, cols) = beta c + a (rows, inner) @ w (inner, cols). BLAS is column-major, where these
+// arrays are the transposes: it computes c^T = w^T a^T.
 template <typename T>
-void gemm_rows(const T* a, const T* w, bool transpose, T beta, T* c, int64_t rows, int64_t inner, int64_t cols) {
+void gemm_rows(const T* a, const T* w, T beta, T* c, int64_t rows, int64_t inner, int64_t cols) {
   const int m = static_cast<int>(cols), n = static_cast<int>(rows), k = static_cast<int>(inner);
-  const int ldw = static_cast<int>(transpose ? inner : cols), lda = k, ldc = m;
-  const char tw = transpose ? 'T' : 'N', ta = 'N';
+  const char no = 'N';
   const T one = T(1);
   if constexpr (std::is_same_v<T, float>)
-    sgemm_(&tw, &ta, &m, &n, &k, &one, w, &ldw, a, &lda, &beta, c, &ldc);
+    sgemm_(&no, &no, &m, &n, &k, &one, w, &m, a, &k, &beta, c, &m);
   else
-    dgemm_(&tw, &ta, &m, &n, &k, &one, w, &ldw, a, &lda, &beta, c, &ldc);
+    dgemm_(&no, &no, &m, &n, &k, &one, w, &m, a, &k, &beta, c, &m);
 }
-
 
 // exp(x) by range reduction and a polynomial, written so that the compiler vectorises the gate loop
 // (std::exp is one scalar library call per element, most of a batch-1 step). x = n ln2 + r with
-// |r| <= ln2/2, exp(r) by its Taylor series to below one ulp (degree 13 in double, 7 in float),
+// |r| <= ln2/2, exp(r) by its Taylor series to about one ulp (degree 13 in double, 7 in float),
 // 2^n built in the exponent bits; x is clamped so that 2^n stays a normal number.
 template <typename T>
 struct ExpConstants;
@@ -140,9 +138,9 @@ inline void gates_row(T* __restrict__ z, const T* __restrict__ c_prev, T* __rest
 
 // Compiled for AVX2 and for the baseline; the loader picks what the CPU has (GCC/Clang function
 // multi-versioning), so a build cached on one machine still runs on an older one.
+#if defined(__x86_64__) && defined(__GNUC__)
 #define RNNLAB_CLONES __attribute__((target_clones("arch=x86-64-v3", "default")))
-#if !defined(__x86_64__) || !defined(__GNUC__)
-#undef RNNLAB_CLONES
+#else
 #define RNNLAB_CLONES
 #endif
 
@@ -165,12 +163,12 @@ RNNLAB_FORWARD_ROWS(float)
 RNNLAB_FORWARD_ROWS(double)
 
 template <typename T>
-void forward_steps(const T* weight_hh, const T* peep, T* gates, T* hs, T* cs, T* tau, int64_t steps, int64_t batch,
+void forward_steps(const T* w_t, const T* peep, T* gates, T* hs, T* cs, T* tau, int64_t steps, int64_t batch,
                    int64_t hidden) {
   const int64_t n = batch * hidden;
   for (int64_t t = 0; t < steps; ++t) {
     T* z = gates + 4 * t * n;  // holds x_proj_t on entry
-    gemm_rows<T>(hs + t * n, weight_hh, true, T(1), z, batch, hidden, 4 * hidden);  // z += h_{t-1} W_hh^T
+    gemm_rows<T>(hs + t * n, w_t, T(1), z, batch, hidden, 4 * hidden);  // z += h_{t-1} W_hh^T
     forward_rows<T>(z, cs + t * n, cs + (t + 1) * n, tau + t * n, hs + (t + 1) * n, peep, batch, hidden);
   }
 }
@@ -240,7 +238,7 @@ void backward_steps(const T* gates, const T* cs, const T* tau, const T* weight_h
     T* dz_t = dz + 4 * t * n;
     backward_rows<T>(gates + 4 * t * n, cs + t * n, tau + t * n, g_out + t * n, dh, dc, dz_t, peep, batch, hidden,
                      valid.data(), t);
-    gemm_rows<T>(dz_t, weight_hh, false, T(0), dh, batch, 4 * hidden, hidden);  // dL/dh_{t-1} = dz_t W_hh
+    gemm_rows<T>(dz_t, weight_hh, T(0), dh, batch, 4 * hidden, hidden);  // dL/dh_{t-1} = dz_t W_hh
   }
 }
 
@@ -261,10 +259,10 @@ std::vector<at::Tensor> forward(const at::Tensor& xp, const at::Tensor& h0, cons
   auto tau = at::empty({steps, batch, hidden}, xp.options());
   hs[0].copy_(h0);
   cs[0].copy_(c0);
-  const auto w = weight_hh.contiguous();
+  const auto w_t = weight_hh.t().contiguous();  // (H, 4H): a plain product is faster at batch 1 than a transposed one
   const auto peep = peephole.has_value() && peephole->defined() ? peephole->contiguous() : at::Tensor();
   AT_DISPATCH_FLOATING_TYPES(xp.scalar_type(), "rnnlab_lstm_forward", [&] {
-    forward_steps<scalar_t>(w.data_ptr<scalar_t>(), peep.defined() ? peep.data_ptr<scalar_t>() : nullptr,
+    forward_steps<scalar_t>(w_t.data_ptr<scalar_t>(), peep.defined() ? peep.data_ptr<scalar_t>() : nullptr,
                             gates.data_ptr<scalar_t>(), hs.data_ptr<scalar_t>(), cs.data_ptr<scalar_t>(),
                             tau.data_ptr<scalar_t>(), steps, batch, hidden);
   });
