@@ -3,8 +3,8 @@
 At batch 1 the Python loop of :mod:`rnnlab.nn.fastpath` spends its time dispatching ~20 small ATen
 calls per step, not computing. ``csrc/lstm_loop.cpp`` runs the same equations
 (:class:`rnnlab.nn.cells.LSTMCell`, :class:`rnnlab.nn.variants.PeepholeLSTMCell`; gate order i, f, g, o,
-``weight_hh (4H, H)``, ``weight_peephole (3, H)`` rows p_i, p_f, p_o) with per step one ``addmm`` through
-ATen and the gate math as one plain C++ loop::
+``weight_hh (4H, H)``, ``weight_peephole (3, H)`` rows p_i, p_f, p_o) with per step one call of the BLAS
+PyTorch is linked with (``sgemm_``/``dgemm_``) and the gate math as one vectorised C++ loop::
 
     z = x_proj_t + h_{t-1} W_hh^T                                  (B, 4H), x_proj from one product over all t
     i = sigmoid(z_i [+ p_i c_{t-1}]),  f = sigmoid(z_f [+ p_f c_{t-1}]),  g = tanh(z_g)
@@ -12,20 +12,25 @@ ATen and the gate math as one plain C++ loop::
 
 It saves the activations ``(T, B, 4H)``, ``h_0..h_T``, ``c_0..c_T`` ``(T+1, B, H)`` and ``tanh(c_t)``
 ``(T, B, H)``; the backward walks back once, per step the point-wise derivatives and one
-``dh_{t-1} = dz_t W_hh``, then ``dW_hh = dZ^T H_prev`` in one product over time. Lengths, the reverse
+``dh_{t-1} = dz_t W_hh``, then ``dW_hh = dZ^T H_prev`` in one product over time. ``exp`` (in sigmoid and
+``tanh(x) = 1 - 2 / (1 + exp(2x))``) is a polynomial the compiler can vectorise, within about one ulp
+(``tanh`` near 0: one ulp of 1); float64 results equal the reference loop to 1e-10. Lengths, the reverse
 direction (each sequence flipped within its length) and initial states behave as in
 :class:`rnnlab.nn.fastpath._LSTMLoop`; recurrent dropout and zoneout are not compiled (that loop runs).
 
 The extension is built on first use with :func:`torch.utils.cpp_extension.load` (a C++ compiler and
-ninja needed) into ``$XDG_CACHE_HOME/rnnlab/extensions/<torch>-<source hash>`` (``~/.cache`` by default),
-once per process; cpp_extension's lock file makes concurrent processes wait for one build. Without a
-compiler, or with ``RNNLAB_COMPILED=0``, nothing is built and :mod:`rnnlab.nn.kernels` runs the Python
-loop; :func:`status` says which. :mod:`rnnlab.nn.kernels` decides when this loop runs.
+ninja needed; about a minute, said on stderr) into
+``$XDG_CACHE_HOME/rnnlab/extensions/torch<version>-py<version>-<hash of source and flags>`` (``~/.cache`` by
+default), once per process; cpp_extension's lock file makes concurrent processes wait for one build. Without a
+compiler or ninja, when the build or the import fails (e.g. a PyTorch without those BLAS symbols), or
+with ``RNNLAB_COMPILED=0``, :mod:`rnnlab.nn.kernels` runs the Python loop; :func:`status` says which.
+:func:`rnnlab.nn.kernels.fast_lstm` decides when this loop runs (CPU, float32/float64, no regularizers).
 """
 from __future__ import annotations
 
 import hashlib
 import os
+import shutil
 import sys
 import threading
 from pathlib import Path
@@ -48,9 +53,11 @@ _built: dict[str, object] = {}  # "module" or "error" once the first build was t
 
 
 def _build_dir() -> Path:
-    digest = hashlib.sha256(SOURCE.read_bytes() + " ".join(CFLAGS).encode()).hexdigest()[:12]  # a new build per change
+    """One directory per PyTorch, Python, source and flags: a change builds anew, never over an old build."""
+    digest = hashlib.sha256(SOURCE.read_bytes() + " ".join(CFLAGS).encode()).hexdigest()[:12]
     cache = Path(os.environ.get("XDG_CACHE_HOME") or Path.home() / ".cache")
-    return cache / "rnnlab" / "extensions" / f"torch{torch.__version__}-py{sys.version_info[0]}{sys.version_info[1]}-{digest}"
+    python = f"py{sys.version_info[0]}{sys.version_info[1]}"
+    return cache / "rnnlab" / "extensions" / f"torch{torch.__version__}-{python}-{digest}"
 
 
 def _disabled() -> bool:
@@ -67,6 +74,9 @@ def _extension():
         try:
             from torch.utils import cpp_extension
 
+            compiler = os.environ.get("CXX", "c++")  # what cpp_extension calls
+            if shutil.which(compiler) is None:
+                raise RuntimeError(f"no C++ compiler ({compiler!r} not found)")
             cpp_extension.verify_ninja_availability()
             build_dir = _build_dir()
             build_dir.mkdir(parents=True, exist_ok=True)
@@ -76,8 +86,9 @@ def _extension():
             _built["module"] = cpp_extension.load(name=name, sources=[str(SOURCE)], build_directory=str(build_dir),
                                                   extra_cflags=CFLAGS, verbose=False)
             _built["dir"] = build_dir
-        except Exception as error:  # no compiler, no ninja, a failed build: the Python loop runs instead
-            _built["error"] = f"{type(error).__name__}: {str(error).strip().splitlines()[-1] if str(error).strip() else ''}"
+        except Exception as error:  # no compiler, no ninja, a failed build or import: the Python loop runs instead
+            lines = str(error).strip().splitlines()  # a failed build's message ends with the compiler's last word
+            _built["error"] = f"{type(error).__name__}: {lines[-1] if lines else ''}"
     return _built.get("module")
 
 
