@@ -14,6 +14,7 @@ import argparse
 import datetime as dt
 import os
 import platform
+import shlex
 import statistics
 import sys
 import time
@@ -163,7 +164,7 @@ def main(argv: list[str] | None = None) -> int:
         f"## {args.section} against {BASELINE} ({device.type}, {args.clock} clock, "
         f"{torch.get_num_threads()} thread{'s' if torch.get_num_threads() > 1 else ''})",
         "",
-        f"- command: `python {' '.join(['benchmarks/speed.py', *sys.argv[1:]]) if argv is None else ' '.join(argv)}`",
+        f"- command: `python {shlex.join(['benchmarks/speed.py', *(sys.argv[1:] if argv is None else argv)])}`",
         f"- machine: {machine(device)}; torch {torch.__version__}",
         f"- date: {dt.datetime.now().isoformat(timespec='seconds')}; wall time {wall:.0f} s; {args.repeats} timed "
         "training steps per contender and configuration, contenders alternated, medians",
