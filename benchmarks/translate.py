@@ -35,10 +35,11 @@ ALL20 = ["--preset", "all", "--max-tokens", "20"]
 # for 10 CPU-minute runs of each on the loaded machine).
 RNNLAB_RUNS = {"default": ["--max-cpu-minutes", "4"], "default10": [],
                "bpe": ["--tokens", "bpe", "--bpe-vocab", "3000", "--max-cpu-minutes", "4"],
+               "lrpatience2": ["--lr-patience", "2"],  # default10 halved its rate 8 times in 10 epochs
                "bahdanau": FIRST, "dot": [*FIRST, "--attention", "dot"], "none": [*FIRST, "--attention", "none"],
                "all20-bahdanau": ALL20, "all20-none": [*ALL20, "--attention", "none"]}
 TRANSFORMER_RUNS = {"transformer": ["--cpu-minutes", "4"], "all20-transformer": ALL20}
-ORDER = ("reference", "default", "default10", "bpe", "transformer", "bahdanau", "dot", "none",
+ORDER = ("reference", "default", "default10", "lrpatience2", "bpe", "transformer", "bahdanau", "dot", "none",
          "all20-bahdanau", "all20-none", "all20-transformer")
 
 

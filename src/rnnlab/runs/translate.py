@@ -56,6 +56,8 @@ class TranslateTrainConfig:
     select: str = option("bleu", "validation score for early stopping and the best weights", choices=("bleu", "loss"))
     schedule: str = option("plateau", "learning-rate schedule: plateau halves it after a flat epoch",
                            choices=("none", "plateau"))
+    lr_patience: int = option(0, "plateau schedule: validations without a better score before the rate is halved",
+                              min=0)
     eval_every: int | None = option(None, "steps between validations (default: every epoch)", min=1)
     sampling: float = option(0.0, "scheduled sampling: chance of feeding the model's own previous word instead of "
                                   "the reference's", min=0.0, max=1.0)
@@ -71,7 +73,7 @@ class SearchConfig:
 
 def _train_config(t: TranslateTrainConfig, seed: int, progress: bool) -> TrainConfig:
     return TrainConfig(optimizer="adam", lr=t.lr, clip=t.clip or None, schedule=t.schedule, lr_factor=0.5,
-                       lr_patience=0, max_epochs=t.epochs, max_steps=t.max_steps,
+                       lr_patience=t.lr_patience, max_epochs=t.epochs, max_steps=t.max_steps,
                        max_cpu_s=None if t.max_cpu_minutes is None else t.max_cpu_minutes * 60,
                        eval_every=t.eval_every, patience=t.patience, seed=seed, progress=progress)
 
