@@ -14,6 +14,7 @@ JSONL file are skipped unless ``--again``.
 from __future__ import annotations
 
 import argparse
+import hashlib
 import json
 import os
 import platform
@@ -141,6 +142,10 @@ def _upgrade_copy(out: Path, run: SpeechRunConfig, model: AcousticConfig, connec
             raise SystemExit(f"{path}: its model differs from {new['model']}")
         meta["config"] = new["model"]
         path.write_text(json.dumps(meta, indent=1))
+        manifest_path = path.parent / "manifest.json"  # the checksum of the rewritten model.json
+        manifest = json.loads(manifest_path.read_text())
+        manifest["files"]["model.json"] = hashlib.sha256(path.read_bytes()).hexdigest()
+        manifest_path.write_text(json.dumps(manifest, indent=1, sort_keys=True))
 
 
 def _curves(run_dir: Path) -> dict:
