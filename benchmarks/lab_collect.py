@@ -4,6 +4,8 @@
 
 RUN_DIR holds one output directory per grid (gap/, adding/, ..., as benchmarks/lab.sh writes). Each
 grid's summary and plots are rebuilt from its runs.json, so a grid cut short is reported too.
+``--combine NAME`` also pools the grids of each task into one table and plot set, ``NAME_<task>_*``
+(benchmarks/sample_complexity.sh runs the long gaps as separate grids).
 """
 from __future__ import annotations
 
@@ -19,6 +21,7 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("run_dir", type=Path)
     parser.add_argument("--results", type=Path, default=Path(__file__).parent / "results" / "lab")
+    parser.add_argument("--combine", metavar="NAME", help="also pool every task's grids into NAME_<task>_*")
     args = parser.parse_args()
     args.results.mkdir(parents=True, exist_ok=True)
     for grid in sorted(p for p in args.run_dir.iterdir() if (p / "runs.json").exists()):
@@ -37,6 +40,17 @@ def main() -> None:
             if path.exists():
                 shutil.copy(path, args.results / (path.name if path.name.startswith(name) else f"{name}_{path.name}"))
         print(f"collected {grid}")
+    if args.combine:
+        pooled: dict[str, list] = {}
+        for grid in sorted(p for p in args.run_dir.iterdir() if (p / "runs.json").exists() and p.name != "gradflow"):
+            for result in load_results(grid):
+                pooled.setdefault(result.task, []).append(result)
+        for task, results in pooled.items():
+            (args.results / f"{args.combine}_{task}_summary.md").write_text(summary_markdown(results))
+            with tempfile.TemporaryDirectory() as tmp:
+                for plot in plot_grid(results, tmp):
+                    shutil.move(plot, args.results / f"{args.combine}_{plot.name}")
+            print(f"combined {len(results)} {task} runs")
     for path in [*args.run_dir.glob("*.log"), *args.run_dir.glob("*.txt"), *args.run_dir.glob("*.md")]:
         shutil.copy(path, args.results / path.name)  # per-run log lines, commands, wall times, extra tables
 

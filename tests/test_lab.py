@@ -215,7 +215,11 @@ def test_steps_to_solve_table_and_plot_mark_unsolved_runs(tmp_path):
             row("rnn", 10, 0, 500), row("rnn", 10, 1, None), row("rnn", 100, 0, None), row("rnn", 100, 1, None)]
     table = solved_step_table(rows)
     assert table["lstm"].tolist()[0] == [200.0, 300.0] and table["lstm"][1, 0] == 900
-    assert torch.isnan(torch.tensor(table["lstm"][1, 1])) and torch.isnan(torch.tensor(table["rnn"][1])).all()
+    assert table["lstm"][1, 1] == float("inf") and (table["rnn"][1] == float("inf")).all()
+    rows.append(row("lstm", 1000, 0, 950))  # only lstm seed 0 ran at 1000: the rest is "not run" (NaN)
+    table = solved_step_table(rows)
+    assert table["lstm"][2, 0] == 950 and torch.isnan(torch.tensor(table["lstm"][2, 1]))
+    assert torch.isnan(torch.tensor(table["rnn"][2])).all()
     paths = plot_grid(rows, tmp_path, budget=1000)
     assert [p.name for p in paths] == ["gap_accuracy.png", "gap_curves.png", "gap_steps.png"]
     assert all(p.stat().st_size > 1000 for p in paths)

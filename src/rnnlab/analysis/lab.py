@@ -119,14 +119,14 @@ def plot_grid(results, out_dir: str | Path, budget: int | None = None) -> list[P
 
 
 def solved_step_table(results) -> dict:
-    """model -> (L, S) array of the step at which each run was solved (NaN: not solved, or not run)."""
+    """model -> (L, S) array of the step at which each run was solved (inf: not solved; NaN: not run)."""
     lengths, _ = metric_table(results)
     models = list(dict.fromkeys(r.model for r in results))
     seeds = sorted({r.seed for r in results})
     table = {m: np.full((len(lengths), len(seeds)), np.nan) for m in models}
     for r in results:
-        if r.solved and r.solved_step is not None:
-            table[r.model][lengths.index(r.length), seeds.index(r.seed)] = r.solved_step
+        solved = r.solved and r.solved_step is not None
+        table[r.model][lengths.index(r.length), seeds.index(r.seed)] = r.solved_step if solved else np.inf
     return table
 
 

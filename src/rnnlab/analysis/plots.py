@@ -24,8 +24,8 @@ def steps_to_solve(lengths, steps: dict, *, budget: int, xlabel: str = "gap / se
 
     Args:
         lengths: (L,) the x values.
-        steps: model name -> (L, S) array of the step at which each seed solved the task; NaN = not solved
-            within the run's budget (drawn as an open marker at ``budget``, above a dotted line).
+        steps: model name -> (L, S) array of the step at which each seed solved the task; inf = not solved
+            within the run's budget (drawn as an open marker at ``budget``), NaN = not run (not drawn).
         budget: the step budget of the runs.
     The line joins the median over seeds where every seed solved; a model that never solves draws only markers.
     """
@@ -34,12 +34,13 @@ def steps_to_solve(lengths, steps: dict, *, budget: int, xlabel: str = "gap / se
     for index, (name, runs) in enumerate(steps.items()):
         runs = np.asarray(runs, dtype=float).reshape(len(x), -1)  # (L, S)
         color = f"C{index % 10}"
-        all_solved = ~np.isnan(runs).any(axis=1)
-        ax.plot(x[all_solved], np.median(runs[all_solved], axis=1) if all_solved.any() else [], marker="o",
-                color=color, label=name)
+        ran = ~np.isnan(runs)
+        all_solved = ran.any(axis=1) & np.all(np.isfinite(runs) | ~ran, axis=1)
+        median = [np.median(row[np.isfinite(row)]) for row in runs[all_solved]]
+        ax.plot(x[all_solved], median, marker="o", color=color, label=name)
         for column in runs.T:
-            ax.scatter(x, column, color=color, s=10, alpha=0.5)
-        unsolved = np.isnan(runs).sum(axis=1)  # seeds without a solve at each length
+            ax.scatter(x, np.where(np.isfinite(column), column, np.nan), color=color, s=10, alpha=0.5)
+        unsolved = np.isinf(runs).sum(axis=1)  # seeds that ran without a solve at each length
         jitter = 1 + 0.04 * (index - len(steps) / 2)  # keep models' "not solved" markers apart
         ax.scatter(x[unsolved > 0] * jitter, np.full(int((unsolved > 0).sum()), float(budget)), facecolors="none",
                    edgecolors=color, s=28 + 14 * unsolved[unsolved > 0], linewidths=1.2)
