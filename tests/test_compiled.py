@@ -113,3 +113,33 @@ def test_a_failed_build_falls_back_and_says_why(monkeypatch, count_calls):
 
 def test_status_names_the_build_directory(built):
     assert compiled.status().startswith("compiled (built in ") and "rnnlab" in compiled.status()
+
+
+@pytest.mark.parametrize("with_lengths", [False, True])
+@pytest.mark.parametrize("batch", [1, 4])
+def test_recording_without_gradients_comes_from_the_compiled_forward(built, with_lengths, batch, monkeypatch):
+    torch.manual_seed(0)
+    layer = rnnlab.LSTM(3, 5, num_layers=2, bidirectional=True, batch_first=True).double()
+    x = torch.randn(batch, 7, 3, dtype=D64)
+    lengths = torch.tensor([7, 2, 5, 1][:batch]) if with_lengths else None
+    hx = tuple(torch.randn_like(h) for h in layer.init_state(batch, dtype=D64))
+    calls = []
+    original = compiled.record_lstm
+    monkeypatch.setattr(compiled, "record_lstm", lambda *a, **k: calls.append(1) or original(*a, **k))
+    assert layer.path(record=True) == "rebuild"
+    with torch.no_grad():
+        out, state, record = layer(x, hx, lengths=lengths, record=True)
+        assert len(calls) == 4  # 2 layers x 2 directions
+        layer.use_fastpath = False  # the reference: cells unrolled step by step
+        ref_out, ref_state, ref_record = layer(x, hx, lengths=lengths, record=True)
+    torch.testing.assert_close(out, ref_out, rtol=1e-10, atol=1e-12)
+    for got, want in zip(state, ref_state):
+        torch.testing.assert_close(got, want, rtol=1e-10, atol=1e-12)
+    for layer_record, ref_layer in zip(record, ref_record):
+        for direction, ref_direction in zip(layer_record, ref_layer):
+            assert direction.keys() == ref_direction.keys()
+            for name in direction:
+                torch.testing.assert_close(direction[name], ref_direction[name], rtol=1e-10, atol=1e-12, msg=name)
+    layer.use_fastpath = True
+    layer(x.requires_grad_(), hx, lengths=lengths, record=True)  # gradients wanted: the fused rebuild, not this
+    assert len(calls) == 4

@@ -41,7 +41,7 @@ from torch.autograd.function import once_differentiable
 
 from rnnlab.nn.sequence import reverse_padded
 
-__all__ = ["available", "status", "run_lstm"]
+__all__ = ["available", "status", "run_lstm", "record_lstm"]
 
 SOURCE = Path(__file__).parent / "csrc" / "lstm_loop.cpp"
 DTYPES = (torch.float32, torch.float64)
@@ -140,6 +140,31 @@ def run_lstm(cell, inputs: Tensor, state=None, *, lengths: Tensor | None = None,
     out, h_n, c_n = _CompiledLSTMLoop.apply(x_proj, h0, c0, cell.weight_hh, getattr(cell, "weight_peephole", None),
                                             lengths_cpu)
     return (_flip(out, lengths) if reverse else out), (h_n, c_n)
+
+
+@torch.no_grad()
+def record_lstm(cell, inputs: Tensor, state=None, *, lengths: Tensor | None = None, reverse: bool = False):
+    """Gate recording without gradients (contract of :func:`rnnlab.nn.rebuild.record_fused`): the compiled
+    forward keeps every step's activations i, f, g, o ``(T, B, 4H)`` and ``c_t`` for its backward anyway, so
+    recording costs one forward, not a forward and a rebuild. ``inputs (T, B, F)`` -> ``(outputs (T, B, H),
+    (h_n, c_n), {"i", "f", "g", "o", "c", "h": (T, B, H)})``, zero past each length like the reference loop."""
+    batch = inputs.shape[1]
+    h0, c0 = cell.init_state(batch, inputs.device, inputs.dtype) if state is None else state
+    x_proj = cell.input_projection(inputs)  # (T, B, 4H)
+    if reverse:
+        x_proj = _flip(x_proj, lengths)
+    lengths_cpu = None if lengths is None else lengths.to("cpu", torch.int64)
+    out, h_n, c_n, activations, _, cs, _ = _extension().forward(x_proj, h0, c0, cell.weight_hh,
+                                                                getattr(cell, "weight_peephole", None), lengths_cpu)
+    hidden = out.shape[-1]
+    gates = {name: activations[..., k * hidden:(k + 1) * hidden] for k, name in enumerate("ifgo")}
+    gates["c"], gates["h"] = cs[1:], out
+    if lengths is not None:  # the loop leaves activations past a length as they were; the reference has zeros
+        valid = (torch.arange(out.shape[0]).unsqueeze(1) < lengths_cpu).unsqueeze(-1)  # (T, B, 1)
+        gates = {k: v.masked_fill(~valid, 0.0) for k, v in gates.items()}
+    if reverse:
+        gates = {k: _flip(v, lengths) for k, v in gates.items()}
+    return gates["h"], (h_n, c_n), gates
 
 
 def _flip(v: Tensor, lengths: Tensor | None) -> Tensor:

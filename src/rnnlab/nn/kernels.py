@@ -34,7 +34,7 @@ from rnnlab.nn.minimal import MinGRUCell, MinLSTMCell
 from rnnlab.nn.rebuild import record_fused
 from rnnlab.nn.variants import LayerNormLSTMCell, PeepholeLSTMCell
 
-__all__ = ["Kernels", "KERNELS", "SCANS", "kernels_for", "choose_path", "scan_method", "fast_lstm"]
+__all__ = ["Kernels", "KERNELS", "SCANS", "kernels_for", "choose_path", "scan_method", "fast_lstm", "record_lstm"]
 
 BACKENDS = ("auto", "fused", "explicit")
 SCANS = ("auto", "chunked", "log", "sequential")
@@ -66,8 +66,25 @@ def fast_lstm(cell, inputs: torch.Tensor, state=None, *, lengths: torch.Tensor |
                              zone_c=zone_c)
 
 
+def record_lstm(cell, inputs: torch.Tensor, state=None, *, lengths: torch.Tensor | None = None,
+                reverse: bool = False):
+    """The ``rebuild`` path of the LSTM cell (contract of :func:`rnnlab.nn.rebuild.record_fused`).
+
+    Without gradients (``torch.no_grad()``, the gate viewer's case) and with the compiled loop built, the
+    compiled forward records the gates as it runs (one pass); otherwise the fused kernel's outputs and one
+    batched rebuild of the gates, which autograd can follow. Same numbers either way.
+    """
+    state_grad = state is not None and any(part.requires_grad for part in state)
+    needs_grad = torch.is_grad_enabled() and (
+        inputs.requires_grad or state_grad or any(p.requires_grad for p in cell.parameters()))
+    if (not needs_grad and inputs.device.type == "cpu" and inputs.dtype in compiled.DTYPES
+            and compiled.available()):
+        return compiled.record_lstm(cell, inputs, state, lengths=lengths, reverse=reverse)
+    return record_fused(cell, inputs, state, lengths=lengths, reverse=reverse)
+
+
 KERNELS: dict[type, Kernels] = {
-    LSTMCell: Kernels(fused=True, fast=fast_lstm, rebuild=record_fused),
+    LSTMCell: Kernels(fused=True, fast=fast_lstm, rebuild=record_lstm),
     PeepholeLSTMCell: Kernels(fast=fast_lstm),
     LayerNormLSTMCell: Kernels(fast=fastpath.run_layernorm_lstm),
     GRUCell: Kernels(fused=True, fast=fastpath.run_gru, rebuild=record_fused),
