@@ -56,7 +56,7 @@ class TranslateTrainConfig:
     select: str = option("bleu", "validation score for early stopping and the best weights", choices=("bleu", "loss"))
     schedule: str = option("plateau", "learning-rate schedule: plateau halves it after a flat epoch",
                            choices=("none", "plateau"))
-    lr_patience: int = option(0, "plateau schedule: validations without a better score before the rate is halved",
+    lr_patience: int = option(2, "plateau schedule: validations without a better score before the rate is halved",
                               min=0)
     eval_every: int | None = option(None, "steps between validations (default: every epoch)", min=1)
     sampling: float = option(0.0, "scheduled sampling: chance of feeding the model's own previous word instead of "
