@@ -204,3 +204,24 @@ def test_features_of_a_whole_recording(fsdd):
     recording = load_fsdd(fsdd)[0]
     frames = features(recording.samples, FeatureConfig())
     assert frames.shape == (1 + 960 // 80, 40) and torch.isfinite(frames).all()
+
+
+def test_a_run_made_before_an_option_existed_resumes_with_its_default(tmp_path):
+    from dataclasses import asdict, replace
+
+    from rnnlab.data.speech import ConnectedConfig
+    from rnnlab.errors import ConfigError
+    from rnnlab.rundir import prepare_run_dir
+    from rnnlab.runs.speech import SpeechRunConfig, _check_resumable
+    from rnnlab.tasks.speech import AugmentConfig
+
+    model = AcousticConfig(n_features=40, n_labels=11)
+    config = {"run": asdict(SpeechRunConfig()), "model": asdict(model), "features": asdict(FeatureConfig()),
+              "connected": asdict(ConnectedConfig()), "augment": asdict(AugmentConfig()), "seed": 0}
+    old = {**config, "model": {k: v for k, v in config["model"].items() if k != "frontend"},
+           "run": {k: v for k, v in config["run"].items() if k != "schedule"}}  # written before those options
+    prepare_run_dir(tmp_path / "run", kind="speech", config=old)
+    _check_resumable(tmp_path / "run", config)  # the defaults are what the old run did: accepted
+    conv = {**config, "model": asdict(replace(model, frontend="conv"))}
+    with pytest.raises(ConfigError, match="model.frontend"):
+        _check_resumable(tmp_path / "run", conv)

@@ -20,7 +20,7 @@ from __future__ import annotations
 
 import json
 import time
-from dataclasses import asdict, dataclass, replace
+from dataclasses import MISSING, asdict, dataclass, fields, replace
 from pathlib import Path
 
 import numpy as np
@@ -175,7 +175,7 @@ def _check_ctc_lengths(net: AcousticModel, frames: list[torch.Tensor], digits: l
 
 def _check_resumable(run_dir: Path, config: dict) -> None:
     """A resumed run may change only its budget (epochs, CPU minutes, patience); run.json records it."""
-    stored = read_run(run_dir)["config"]
+    stored = _with_added_defaults(read_run(run_dir)["config"])
     budget = ("epochs", "max_cpu_minutes", "patience")
     mine = json.loads(json.dumps(config))
     strip = lambda c: {**c, "run": {k: v for k, v in c.get("run", {}).items() if k not in budget}}  # noqa: E731
@@ -186,6 +186,21 @@ def _check_resumable(run_dir: Path, config: dict) -> None:
         raise ConfigError(f"cannot resume {run_dir} with other options ({', '.join(changed) or 'seed'}); only "
                           f"--epochs, --max-cpu-minutes and --patience may change")
     update_run_json(run_dir, config=mine)
+
+
+def _with_added_defaults(stored: dict) -> dict:
+    """A stored configuration with the options added since it was written (e.g. ``frontend``, ``schedule``)
+    at their defaults: a run made before an option existed behaved as its default does."""
+    classes = {"run": SpeechRunConfig, "model": AcousticConfig, "features": FeatureConfig,
+               "connected": ConnectedConfig, "augment": AugmentConfig}
+    filled = dict(stored)
+    for group, cls in classes.items():
+        values = dict(stored.get(group) or {})
+        for f in fields(cls):
+            if f.name not in values and f.default is not MISSING:
+                values[f.name] = json.loads(json.dumps(f.default))
+        filled[group] = values
+    return filled
 
 
 class _IsolatedTask(ClassifyTask):
