@@ -3,15 +3,13 @@ from __future__ import annotations
 
 import json
 import os
-import socket
 
 import numpy as np
-import pytest
 import torch
 import torch.distributed
-import torch.multiprocessing as mp
 from safetensors.torch import load_file, save_file
 
+from distributed_checks import needs_gloo, run_ranks
 from rnnlab.data.tokenizer import CharTokenizer
 from rnnlab.models import LanguageModel, LanguageModelConfig
 from rnnlab.tasks.lm import LanguageModelTask
@@ -38,25 +36,13 @@ def _train(out_dir: str, tag: str) -> None:
         json.dump(losses, handle)
 
 
-def _worker(rank: int, world: int, port: int, out_dir: str) -> None:
-    os.environ.update(MASTER_ADDR="127.0.0.1", MASTER_PORT=str(port), RANK=str(rank), WORLD_SIZE=str(world))
-    torch.distributed.init_process_group("gloo", rank=rank, world_size=world)
-    try:
-        _train(out_dir, f"rank{rank}")
-    finally:
-        torch.distributed.destroy_process_group()
+def _train_rank(rank: int, out_dir: str) -> None:
+    _train(out_dir, f"rank{rank}")
 
 
-def _free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
-
-
-@pytest.mark.skipif(not torch.distributed.is_available() or not torch.distributed.is_gloo_available(),
-                    reason="torch.distributed with gloo is not available in this build")
+@needs_gloo
 def test_two_processes_train_in_step_and_match_one_process(tmp_path):
-    mp.spawn(_worker, args=(2, _free_port(), str(tmp_path)), nprocs=2, join=True)
+    run_ranks(_train_rank, str(tmp_path))
     _train(str(tmp_path), "single")
     ranks = [load_file(str(tmp_path / f"rank{r}.safetensors")) for r in range(2)]
     single = load_file(str(tmp_path / "single.safetensors"))
@@ -89,22 +75,16 @@ def _train_into(out_dir: str, run: str, max_steps: int, resume: bool) -> None:
         save_file({k: v.contiguous() for k, v in model.state_dict().items()}, os.path.join(out_dir, f"{run}.safetensors"))
 
 
-def _resume_worker(rank: int, world: int, port: int, out_dir: str) -> None:
-    os.environ.update(MASTER_ADDR="127.0.0.1", MASTER_PORT=str(port), RANK=str(rank), WORLD_SIZE=str(world))
-    torch.distributed.init_process_group("gloo", rank=rank, world_size=world)
-    try:
-        _train_into(out_dir, "straight", 2 * STEPS, resume=False)
-        _train_into(out_dir, "stopped", STEPS, resume=False)  # "killed" after its checkpoint at STEPS
-        _train_into(out_dir, "stopped", 2 * STEPS, resume=True)
-    finally:
-        torch.distributed.destroy_process_group()
+def _resume_rank(rank: int, out_dir: str) -> None:
+    _train_into(out_dir, "straight", 2 * STEPS, resume=False)
+    _train_into(out_dir, "stopped", STEPS, resume=False)  # "killed" after its checkpoint at STEPS
+    _train_into(out_dir, "stopped", 2 * STEPS, resume=True)
 
 
-@pytest.mark.skipif(not torch.distributed.is_available() or not torch.distributed.is_gloo_available(),
-                    reason="torch.distributed with gloo is not available in this build")
+@needs_gloo
 def test_two_process_resume_is_exact(tmp_path):
     """Every rank's carried state and RNG are saved, so stop-and-resume equals one uninterrupted run."""
-    mp.spawn(_resume_worker, args=(2, _free_port(), str(tmp_path)), nprocs=2, join=True)
+    run_ranks(_resume_rank, str(tmp_path))
     straight = load_file(str(tmp_path / "straight.safetensors"))
     resumed = load_file(str(tmp_path / "stopped.safetensors"))
     for key in straight:

@@ -3,15 +3,13 @@ from __future__ import annotations
 
 import json
 import os
-import socket
 
 import numpy as np
-import pytest
 import torch
 import torch.distributed
-import torch.multiprocessing as mp
 from safetensors.torch import load_file, save_file
 
+from distributed_checks import needs_gloo, run_ranks
 from rnnlab.data.translation import TranslationDataConfig, load_translation_data
 from rnnlab.models.translator import Translator, TranslatorConfig
 from rnnlab.tasks.translate import TranslationTask
@@ -41,27 +39,15 @@ def _train(data_path: str, out_dir: str, tag: str) -> None:
         json.dump(losses, handle)
 
 
-def _worker(rank: int, world: int, port: int, data_path: str, out_dir: str) -> None:
-    os.environ.update(MASTER_ADDR="127.0.0.1", MASTER_PORT=str(port), RANK=str(rank), WORLD_SIZE=str(world))
-    torch.distributed.init_process_group("gloo", rank=rank, world_size=world)
-    try:
-        _train(data_path, out_dir, f"rank{rank}")
-    finally:
-        torch.distributed.destroy_process_group()
+def _train_rank(rank: int, data_path: str, out_dir: str) -> None:
+    _train(data_path, out_dir, f"rank{rank}")
 
 
-def _free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
-
-
-@pytest.mark.skipif(not torch.distributed.is_available() or not torch.distributed.is_gloo_available(),
-                    reason="torch.distributed with gloo is not available in this build")
+@needs_gloo
 def test_two_processes_translate_in_step_and_match_one_process(tmp_path):
     data_path = tmp_path / "fra.txt"
     data_path.write_text("\n".join(LINES) + "\n", encoding="utf-8")
-    mp.spawn(_worker, args=(2, _free_port(), str(data_path), str(tmp_path)), nprocs=2, join=True)
+    run_ranks(_train_rank, str(data_path), str(tmp_path))
     _train(str(data_path), str(tmp_path), "single")
     ranks = [load_file(str(tmp_path / f"rank{r}.safetensors")) for r in range(2)]
     single = load_file(str(tmp_path / "single.safetensors"))
