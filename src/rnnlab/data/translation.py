@@ -165,6 +165,19 @@ def group_references(pairs: list[Pair]) -> list[tuple[list[str], list[list[str]]
     return [(list(src), refs) for src, refs in groups.items()]
 
 
+def content_ids(ids) -> list[int]:
+    """The ids of a decoded sequence that carry text: up to (not including) the first ``<eos>``, without
+    ``<pad>``/``<bos>``."""
+    out = []
+    for i in ids:
+        i = int(i)
+        if i == EOS_ID:
+            break
+        if i not in (PAD_ID, BOS_ID):
+            out.append(i)
+    return out
+
+
 class Vocabulary:
     """Word <-> id with ``<pad> <unk> <bos> <eos>`` first (ids 0..3); the rest by frequency, then alphabet."""
 
@@ -192,14 +205,7 @@ class Vocabulary:
 
     def decode(self, ids) -> list[str]:
         """Tokens of ``ids`` up to (not including) the first ``<eos>``; ``<pad>``/``<bos>`` dropped."""
-        out = []
-        for i in ids:
-            i = int(i)
-            if i == EOS_ID:
-                break
-            if i not in (PAD_ID, BOS_ID):
-                out.append(self.tokens[i])
-        return out
+        return [self.tokens[i] for i in content_ids(ids)]
 
     def pieces(self, words: list[str]) -> list[str]:
         """The units the model reads for ``words`` (here the words themselves, ``<unk>`` for unknown ones)."""
@@ -272,26 +278,14 @@ class SubwordVocabulary:
 
     def id_pieces(self, ids) -> list[str]:
         """Units of ``ids`` up to the first ``<eos>``; a unit inside a word is shown with a trailing ``@@``."""
-        out = []
-        for i in ids:
-            i = int(i)
-            if i == EOS_ID:
-                break
-            if i not in (PAD_ID, BOS_ID):
-                unit = self.tokens[i]
-                out.append(unit[:-len(END_OF_WORD)] if unit.endswith(END_OF_WORD) else
-                           unit if unit in SPECIALS else unit + "@@")
-        return out
+        units = (self.tokens[i] for i in content_ids(ids))
+        return [unit[:-len(END_OF_WORD)] if unit.endswith(END_OF_WORD) else unit if unit in SPECIALS else unit + "@@"
+                for unit in units]
 
     def decode(self, ids) -> list[str]:
         """Words of ``ids`` up to the first ``<eos>`` (units joined until one ends a word)."""
         words, current = [], ""
-        for i in ids:
-            i = int(i)
-            if i == EOS_ID:
-                break
-            if i in (PAD_ID, BOS_ID):
-                continue
+        for i in content_ids(ids):
             unit = self.tokens[i]
             if unit == UNK:
                 current += UNK
