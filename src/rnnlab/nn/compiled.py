@@ -39,7 +39,7 @@ import torch
 from torch import Tensor
 from torch.autograd.function import once_differentiable
 
-from rnnlab.nn.sequence import reverse_padded
+from rnnlab.nn.sequence import lengths_to_mask, reverse_padded
 
 __all__ = ["available", "status", "run_lstm", "record_lstm"]
 
@@ -160,7 +160,7 @@ def record_lstm(cell, inputs: Tensor, state=None, *, lengths: Tensor | None = No
     gates = {name: activations[..., k * hidden:(k + 1) * hidden] for k, name in enumerate("ifgo")}
     gates["c"], gates["h"] = cs[1:], out
     if lengths is not None:  # the loop leaves activations past a length as they were; the reference has zeros
-        valid = (torch.arange(out.shape[0]).unsqueeze(1) < lengths_cpu).unsqueeze(-1)  # (T, B, 1)
+        valid = lengths_to_mask(lengths_cpu, out.shape[0]).t().unsqueeze(-1)  # (T, B, 1)
         gates = {k: v.masked_fill(~valid, 0.0) for k, v in gates.items()}
     if reverse:
         gates = {k: _flip(v, lengths) for k, v in gates.items()}
