@@ -1,23 +1,28 @@
 """FSDD loading and splits, connected digits, the acoustic model and the speech task (no download)."""
+import json
+
 import numpy as np
 import pytest
 import soundfile
 import torch
 
 from rnnlab.data.audio import FeatureConfig, features
+from rnnlab.data.labelled_sequences import SequenceSet
 from rnnlab.data.speech import (
+    SPEED_FACTORS,
     ConnectedConfig,
     connected_set,
     connected_utterance,
     encode_digits,
     load_fsdd,
+    perturbed_recording,
     split_fsdd,
     training_table,
 )
 from rnnlab.errors import DataError
 from rnnlab.models.acoustic import AcousticConfig, AcousticModel, conv_strides
 from rnnlab.models.ctc import frames_needed
-from rnnlab.tasks.speech import AugmentConfig, SpeechTask, digit_confusion, score
+from rnnlab.tasks.speech import AugmentConfig, IsolatedSpeechTask, SpeechTask, digit_confusion, score, stacked
 from rnnlab.train import TrainConfig, Trainer
 
 SPEAKERS = ("ann", "bob")
@@ -125,9 +130,9 @@ def test_conv_front_end_lengths_padding_and_size(k):
     assert [c.kernel_size[0] for c in model.frontend.convs] == kernels
     conv_params = 5 * 7 * kernels[0] + 7 + 7 * 7 * kernels[1] + 7
     assert sum(p.numel() for p in model.frontend.parameters()) == conv_params
-    stacked = AcousticModel(AcousticConfig(n_features=5, hidden=4, layers=1, stack=k, dropout=0.0))
+    stacking = AcousticModel(AcousticConfig(n_features=5, hidden=4, layers=1, stack=k, dropout=0.0))
     rnn = lambda m: sum(p.numel() for p in m.rnn.parameters())  # noqa: E731
-    assert rnn(model) - rnn(stacked) == 3 * 2 * 4 * (7 - 5 * k)  # GRU input weights, both directions
+    assert rnn(model) - rnn(stacking) == 3 * 2 * 4 * (7 - 5 * k)  # GRU input weights, both directions
     for T in range(1, 3 * k + 4):  # ceil(T / k) frames come out of the convolutions, as the formula says
         x = torch.randn(1, T, 5, dtype=torch.float64)
         out, lengths = model.frontend(x, torch.tensor([T]))
@@ -162,6 +167,40 @@ def test_scores_by_hand():
     m = digit_confusion([[1, 2, 3], [4]], [[1, 7, 3], [4, 4]])
     assert m[1, 1] == m[3, 3] == m[4, 4] == 1 and m[2, 7] == 1 and m[10, 4] == 1 and m.sum() == 5
     assert encode_digits([0, 9]) == [1, 10]
+
+
+def test_perturbed_recording_speed_and_noise(fsdd):
+    r = load_fsdd(fsdd)[3]
+    assert np.array_equal(perturbed_recording(r, np.random.default_rng(0), ConnectedConfig()), r.samples)
+    n = len(r.samples)
+    lengths = {len(perturbed_recording(r, np.random.default_rng(k), ConnectedConfig(speed=True))) for k in range(40)}
+    assert lengths == {int(np.ceil(n / f)) for f in SPEED_FACTORS}  # played at 0.9, 1.0, 1.1 times the speed
+    noisy = perturbed_recording(r, np.random.default_rng(1), ConnectedConfig(noise=True, snr_min=20.0, snr_max=20.0))
+    noise = noisy.astype(np.float64) - r.samples
+    assert 10 * np.log10(np.mean(r.samples.astype(np.float64) ** 2) / np.mean(noise ** 2)) == pytest.approx(20, abs=0.3)
+
+
+def _isolated(fsdd, connected=ConnectedConfig(), augment=AugmentConfig(), seed=0):
+    pool = split_fsdd(load_fsdd(fsdd), "official")["train"]
+    fc = FeatureConfig(n_mels=12)
+    clean = [stacked(features(r.samples, fc), 2) for r in pool]
+    sets = {"train": SequenceSet(clean, np.array([r.digit for r in pool]), [str(d) for d in range(10)])}
+    return IsolatedSpeechTask(sets, pool, fc, connected, augment, stack=2, batch_size=8, seed=seed), clean
+
+
+def test_isolated_augmentation_is_fresh_each_epoch_and_reproducible(fsdd):
+    plain, clean = _isolated(fsdd)
+    first = next(iter(plain.train_batches(0)))
+    i = np.random.default_rng((0, 0)).permutation(len(clean))[0]
+    assert torch.equal(first["x"][0, :len(clean[i])], torch.from_numpy(clean[i]))  # no augmentation: the set as is
+    on = (ConnectedConfig(speed=True, noise=True), AugmentConfig(spec_augment=True))
+    one, again = list(_isolated(fsdd, *on)[0].train_batches(1)), list(_isolated(fsdd, *on)[0].train_batches(1))
+    assert len(one) == len(list(plain.train_batches(1))) == 5
+    for p, q, r in zip(one, again, plain.train_batches(1)):
+        assert torch.equal(p["x"], q["x"]) and torch.equal(p["y"], r["y"])  # reproducible; same order as without
+    assert not torch.equal(one[0]["x"], next(iter(_isolated(fsdd, *on)[0].train_batches(2)))["x"])  # a new epoch
+    assert len({int(n) for b in one for n in b["lengths"]}) > 1  # speeds differ, so do the lengths
+    assert json.loads(_isolated(fsdd, *on)[0].checkpoint_files()["speech.json"])["stack"] == 2
 
 
 def _task(fsdd, seed=0, augment=AugmentConfig(spec_augment=True)):

@@ -97,8 +97,10 @@ def test_conv_front_end_and_step_schedule_end_to_end(fsdd, tmp_path, capsys):
 def test_isolated_task_end_to_end(fsdd, tmp_path, capsys):
     out = tmp_path / "isolated"
     assert main(["train", "speech", "--task", "isolated", "--data", str(fsdd), "--out", str(out), "--epochs", "2",
-                 *TINY]) == 0
+                 "--speed", "--spec-augment", *TINY]) == 0  # augmentation applies to isolated digits too
     assert "test accuracy" in capsys.readouterr().out
+    config = json.loads((out / "run.json").read_text())["config"]
+    assert config["connected"]["speed"] and config["augment"]["spec_augment"]
     wav = sorted((fsdd / "recordings").glob("3_ann_*.wav"))[0]
     assert main(["transcribe", str(out), str(wav)]) == 0
     assert "confidence" in capsys.readouterr().out
@@ -111,7 +113,6 @@ def test_bad_input_is_one_line_and_leaves_nothing(fsdd, trained, tmp_path, capsy
         (["--data", str(tmp_path / "nowhere")], ["does not exist"]),
         (["--min-digits", "4", "--max-digits", "2"], ["--max-digits must be >= --min-digits"]),
         (["--hidden", "0"], ["--hidden must be >= 1, got 0"]),
-        (["--task", "isolated", "--spec-augment"], ["applies to --task connected only"]),
         (["--cell", "nosuch"], ["unknown recurrent kind 'nosuch'"]),
         (["--features", "mfcc", "--n-mfcc", "20"], ["--n-mfcc must be <= --n-mels (12); got 20"]),
         (["--task", "isolated", "--frontend", "conv"], ["--frontend conv applies to --task connected only"]),

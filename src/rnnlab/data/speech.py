@@ -33,11 +33,12 @@ from rnnlab.data.audio import read_audio, resample
 from rnnlab.errors import DataError
 
 __all__ = ["Recording", "Utterance", "ConnectedConfig", "load_fsdd", "split_fsdd", "connected_utterance",
-           "connected_set", "isolated_set", "encode_digits", "BLANK", "N_LABELS", "FSDD_RATE", "SPEAKERS"]
+           "connected_set", "isolated_set", "speed_perturb", "add_noise", "perturbed_recording", "encode_digits", "BLANK", "N_LABELS", "FSDD_RATE", "SPEAKERS"]
 
 FSDD_RATE = 8000
 SPEAKERS = ("george", "jackson", "lucas", "nicolas", "theo", "yweweler")
 BLANK, N_LABELS = 0, 11
+SPEED_FACTORS = (0.9, 1.0, 1.1)  # speed perturbation (Ko et al. 2015)
 NAME = re.compile(r"^(\d)_([A-Za-z]+)_(\d+)\.wav$")
 
 
@@ -145,17 +146,41 @@ def connected_utterance(table: dict, index: int, seed: int, c: ConnectedConfig, 
         choices = table[speaker][d]
         x = choices[int(rng.integers(len(choices)))].samples
         if augment and c.speed:
-            factor = (0.9, 1.0, 1.1)[int(rng.integers(3))]  # > 1: faster and higher, as played faster
-            x = resample(x, int(round(rate * factor)), rate) if factor != 1.0 else x
+            x = speed_perturb(x, rng, rate)
         pieces.append((x * (0.1 / _rms(x))).astype(np.float32))
     pieces.append(np.zeros(int(rng.uniform(c.pause_min, c.pause_max) * rate), np.float32))
     samples = np.concatenate(pieces)
     if augment and c.noise:
-        snr = rng.uniform(c.snr_min, c.snr_max)
-        speech_power = np.mean(np.concatenate(pieces[1::2]).astype(np.float64) ** 2)
-        samples = samples + rng.standard_normal(len(samples)).astype(np.float32) * np.float32(
-            np.sqrt(speech_power / 10 ** (snr / 10)))
+        samples = add_noise(samples, rng, c, speech_power=np.mean(np.concatenate(pieces[1::2]).astype(np.float64) ** 2))
     return Utterance(samples.astype(np.float32), digits, speaker, index)
+
+
+def speed_perturb(x: np.ndarray, rng: np.random.Generator, rate: int = FSDD_RATE) -> np.ndarray:
+    """``x`` played at a speed drawn from :data:`SPEED_FACTORS` (Ko et al. 2015): resampled from
+    ``rate · factor`` to ``rate``, so a factor above 1 is shorter and higher — tempo and pitch (formants)
+    move together, as a shorter or longer vocal tract would move them."""
+    factor = SPEED_FACTORS[int(rng.integers(len(SPEED_FACTORS)))]
+    return resample(x, int(round(rate * factor)), rate) if factor != 1.0 else x
+
+
+def add_noise(samples: np.ndarray, rng: np.random.Generator, c: ConnectedConfig, *, speech_power: float) -> np.ndarray:
+    """``samples`` plus white noise at an SNR drawn uniformly from ``c.snr_min..c.snr_max`` dB relative to
+    ``speech_power`` (the mean square of the speech alone, pauses excluded)."""
+    snr = rng.uniform(c.snr_min, c.snr_max)
+    return samples + rng.standard_normal(len(samples)).astype(np.float32) * np.float32(
+        np.sqrt(speech_power / 10 ** (snr / 10)))
+
+
+def perturbed_recording(r: Recording, rng: np.random.Generator, c: ConnectedConfig, rate: int = FSDD_RATE
+                        ) -> np.ndarray:
+    """One training recording with the perturbations ``c`` turns on (speed, then noise), for the
+    isolated-digit task; the samples unchanged when none is on."""
+    x = r.samples
+    if c.speed:
+        x = speed_perturb(x, rng, rate)
+    if c.noise:
+        x = add_noise(x, rng, c, speech_power=float(np.mean(x.astype(np.float64) ** 2)))
+    return np.asarray(x, np.float32)
 
 
 def connected_set(pool: list[Recording], n: int, seed: int, c: ConnectedConfig) -> list[Utterance]:

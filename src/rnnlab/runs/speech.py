@@ -39,7 +39,15 @@ from rnnlab.models.classifier import ClassifierConfig, SequenceClassifier
 from rnnlab.models.ctc import frames_needed, label_confidences
 from rnnlab.rundir import check_run_dir_free, prepare_run_dir, read_run, update_run_json
 from rnnlab.tasks.classify import ClassifyTask
-from rnnlab.tasks.speech import AugmentConfig, SpeechTask, decode_batch, digit_confusion, score
+from rnnlab.tasks.speech import (
+    AugmentConfig,
+    IsolatedSpeechTask,
+    SpeechTask,
+    decode_batch,
+    digit_confusion,
+    score,
+    stacked,
+)
 from rnnlab.train import TrainConfig, Trainer, seed_everything
 
 __all__ = ["SpeechRunConfig", "train_speech", "evaluate_speech", "transcribe", "load_speech_model"]
@@ -93,15 +101,8 @@ def _eval_sets(splits: dict, run: SpeechRunConfig, connected: ConnectedConfig) -
             "test": connected_set(splits["test"], run.test_utterances, TEST_SEED, connected)}
 
 
-def _stacked(frames: torch.Tensor, k: int) -> np.ndarray:
-    """Frames ``(T, F)`` stacked k at a time, ``(ceil(T / k), k F)`` (the isolated task's subsampling)."""
-    pad = (-len(frames)) % k
-    x = torch.nn.functional.pad(frames, (0, 0, 0, pad))
-    return x.reshape(-1, k * frames.shape[1]).numpy()
-
-
 def _sequence_set(utterances, feature_config: FeatureConfig, stack: int) -> SequenceSet:
-    return SequenceSet([_stacked(features(u.samples, feature_config), stack) for u in utterances],
+    return SequenceSet([stacked(features(u.samples, feature_config), stack) for u in utterances],
                        np.array([u.digits[0] for u in utterances]), list(DIGITS))
 
 
@@ -110,8 +111,6 @@ def train_speech(run: SpeechRunConfig, model: AcousticConfig, feature_config: Fe
                  command: str = "", progress: bool = True, seed: int = 0) -> dict:
     """Train into ``out`` (everything is checked and the data read before the directory is made)."""
     _check(run, connected, feature_config)
-    if run.task == "isolated" and (augment.spec_augment or connected.noise or connected.speed):
-        raise ConfigError("augmentation (--spec-augment, --noise, --speed) applies to --task connected only")
     if run.task == "isolated" and model.frontend != "stack":
         raise ConfigError("--frontend conv applies to --task connected only (the isolated baseline stacks frames)")
     if not resume:
@@ -131,9 +130,8 @@ def train_speech(run: SpeechRunConfig, model: AcousticConfig, feature_config: Fe
     if run.task == "isolated":
         sets = {"train": _sequence_set(isolated_set(splits["train"]), feature_config, model.stack),
                 **{k: _sequence_set(v, feature_config, model.stack) for k, v in eval_sets.items()}}
-        zero, one = np.zeros(net.config.n_features), np.ones(net.config.n_features)  # frames are already normalised
-        task = _IsolatedTask(sets, zero, one, batch_size=run.batch_size, seed=seed, features=feature_config,
-                             stack=model.stack)
+        task = IsolatedSpeechTask(sets, splits["train"], feature_config, connected, augment, stack=model.stack,
+                                  batch_size=run.batch_size, seed=seed)
     else:
         task = SpeechTask(splits["train"], eval_sets, feature_config, connected, augment, utterances=run.utterances,
                           batch_size=run.batch_size, seed=seed)
@@ -203,18 +201,6 @@ def _with_added_defaults(stored: dict) -> dict:
     return filled
 
 
-class _IsolatedTask(ClassifyTask):
-    """ClassifyTask plus the file that tells transcription how frames were made."""
-
-    def __init__(self, splits, mean, std, *, batch_size, seed, features: FeatureConfig, stack: int):
-        super().__init__(splits, mean, std, batch_size=batch_size, seed=seed)
-        self.feature_config, self.stack = features, stack
-
-    def checkpoint_files(self) -> dict[str, str]:
-        return {"speech.json": json.dumps({"task": "isolated", "features": asdict(self.feature_config),
-                                           "stack": self.stack, "labels": DIGITS}, indent=1)}
-
-
 def _score(net, run: SpeechRunConfig, task, utterances) -> dict:
     """Test scores overall and per speaker, and the digit confusion."""
     references = [u.digits for u in utterances]
@@ -278,7 +264,7 @@ def transcribe(run_dir, paths, *, beam: int = 1) -> list[dict]:
         frames = features(audio.samples, fc)
         with torch.no_grad():
             if spec["task"] == "isolated":
-                x = torch.from_numpy(_stacked(frames, spec["stack"])).unsqueeze(0)
+                x = torch.from_numpy(stacked(frames, spec["stack"])).unsqueeze(0)
                 probs = torch.softmax(model(x, torch.tensor([len(x[0])])), dim=-1)[0]
                 digits, confidences = [int(probs.argmax())], [float(probs.max())]
             else:

@@ -8,6 +8,10 @@ batches of a chunk are shuffled. Loss: ``torch.nn.CTCLoss`` (blank 0, mean over 
 per-utterance loss divided by its target length; ``zero_infinity`` so an utterance too short for its
 labels cannot poison a step).
 
+Isolated digits (:class:`IsolatedSpeechTask`) are the sequence classifier's task on stacked features;
+with augmentation on, every epoch recomputes each training recording's features from a perturbed copy
+(speed, noise, SpecAugment, each drawn from ``(seed, epoch, index)``), so no two epochs hear the same voice.
+
 Evaluation sets are fixed lists of utterances whose features are computed once. Scores
 (:func:`score`): digit error rate ``DER = (S + D + I) / N`` over digit tokens (jiwer's word error
 rate with each digit a word; CER is the same number here, since every word is one character) and
@@ -23,10 +27,21 @@ import torch
 
 from rnnlab.config import option
 from rnnlab.data.audio import FeatureConfig, features, spec_augment
-from rnnlab.data.speech import ConnectedConfig, Recording, Utterance, connected_utterance, encode_digits, training_table
+from rnnlab.data.labelled_sequences import SequenceSet, pad
+from rnnlab.data.speech import (
+    ConnectedConfig,
+    Recording,
+    Utterance,
+    connected_utterance,
+    encode_digits,
+    perturbed_recording,
+    training_table,
+)
 from rnnlab.models.ctc import greedy_decode, prefix_beam_search
+from rnnlab.tasks.classify import ClassifyTask
 
-__all__ = ["AugmentConfig", "SpeechTask", "score", "digit_confusion", "pad_frames", "decode_batch"]
+__all__ = ["AugmentConfig", "SpeechTask", "IsolatedSpeechTask", "stacked", "score", "digit_confusion", "pad_frames",
+           "decode_batch"]
 
 CHUNK = 8  # batches per length-sorted chunk
 
@@ -169,3 +184,52 @@ class SpeechTask:
     def checkpoint_files(self) -> dict[str, str]:
         return {"speech.json": json.dumps({"task": "connected", "features": asdict(self.features), "blank": 0,
                                            "labels": ["<blank>"] + [str(d) for d in range(10)]}, indent=1)}
+
+
+def stacked(frames: torch.Tensor, k: int) -> np.ndarray:
+    """Frames ``(T, F)`` stacked k at a time, ``(ceil(T / k), k F)`` (zero-padded at the end): the isolated
+    task's subsampling."""
+    x = torch.nn.functional.pad(frames, (0, 0, 0, (-len(frames)) % k))
+    return x.reshape(-1, k * frames.shape[1]).numpy()
+
+
+class IsolatedSpeechTask(ClassifyTask):
+    """Isolated digits: :class:`~rnnlab.tasks.classify.ClassifyTask` on stacked features, plus optional
+    augmentation of the training recordings (see the module docstring) and the file that tells
+    transcription how frames were made. Frames are normalised per utterance, so the classifier's
+    standardisation is the identity."""
+
+    def __init__(self, splits: dict[str, SequenceSet], train_pool: list[Recording], feature_config: FeatureConfig,
+                 connected: ConnectedConfig, augment: AugmentConfig, *, stack: int, batch_size: int = 32,
+                 seed: int = 0):
+        n = splits["train"].sequences[0].shape[1]
+        super().__init__(splits, np.zeros(n), np.ones(n), batch_size=batch_size, seed=seed)
+        self.train_pool, self.feature_config, self.stack = train_pool, feature_config, stack
+        self.connected, self.augment = connected, augment
+
+    @property
+    def augmenting(self) -> bool:
+        return bool(self.connected.speed or self.connected.noise or self.augment.spec_augment)
+
+    def _example(self, index: int, epoch: int) -> np.ndarray:
+        r = self.train_pool[index]
+        samples = perturbed_recording(r, np.random.default_rng((self.seed, epoch, index, 2)), self.connected,
+                                      self.feature_config.rate)
+        frames = features(samples, self.feature_config)
+        if self.augment.spec_augment:
+            a = self.augment
+            frames = spec_augment(frames, np.random.default_rng((self.seed, epoch, index, 1)), time_masks=a.time_masks,
+                                  time_width=a.time_width, freq_masks=a.freq_masks, freq_width=a.freq_width)
+        return stacked(frames, self.stack)
+
+    def train_batches(self, epoch: int):
+        if not self.augmenting:
+            return super().train_batches(epoch)
+        order = np.random.default_rng((self.seed, epoch)).permutation(len(self.train_pool))  # as without augmentation
+        labels = self.splits["train"].labels
+        return (pad([self._example(int(i), epoch) for i in index], labels[index])
+                for index in (order[k:k + self.batch_size] for k in range(0, len(order), self.batch_size)))
+
+    def checkpoint_files(self) -> dict[str, str]:
+        return {"speech.json": json.dumps({"task": "isolated", "features": asdict(self.feature_config),
+                                           "stack": self.stack, "labels": [str(d) for d in range(10)]}, indent=1)}
