@@ -27,7 +27,7 @@ from rnnlab.data.translation import (
 )
 from rnnlab.errors import ConfigError, DataError
 from rnnlab.models.attention import Attention
-from rnnlab.models.translation_search import beam_search, greedy_search
+from rnnlab.models.translation_search import TranslatorEnsemble, beam_search, greedy_search
 from rnnlab.models.translator import Translator, TranslatorConfig
 from rnnlab.tasks.translate import bleu_chrf
 
@@ -303,3 +303,37 @@ def test_scheduled_sampling_at_one_feeds_the_greedy_words_back():
         assert row[:len(produced)] == produced
     teacher, _ = model(source, lengths, target_in)
     torch.testing.assert_close(model(source, lengths, target_in, sampling=0.0)[0], teacher)
+
+
+# ----------------------------------------------------------------------------- ensembles
+def test_ensemble_step_is_the_mean_of_the_members_distributions():
+    one, other = _model("gru", "bahdanau"), _model("lstm", "general", layers=1)
+    ensemble = TranslatorEnsemble([one, other])
+    source, lengths = _batch()
+    previous = torch.tensor([4, 5, 6])
+    (m1, s1), (m2, s2) = one.encode(source, lengths), other.encode(source, lengths)
+    p = (torch.softmax(one.step(previous, s1, m1)[0], -1) + torch.softmax(other.step(previous, s2, m2)[0], -1)) / 2
+    memory, state = ensemble.encode(source, lengths)
+    log_probs, _, weights = ensemble.step(previous, state, memory)
+    torch.testing.assert_close(log_probs, p.log(), rtol=0, atol=1e-12)
+    torch.testing.assert_close(weights.sum(-1), torch.ones(3, dtype=torch.float64), rtol=0, atol=1e-12)
+    beam = beam_search(ensemble, source, lengths, beam=1, alpha=0.0, max_len_a=2.0, max_len_b=3)
+    assert [h.tokens for h in greedy_search(ensemble, source, lengths, max_len_a=2.0, max_len_b=3)] == \
+        [b[0].tokens for b in beam]
+
+
+def test_an_ensemble_of_one_model_searches_like_the_model():
+    model = _model("lstm", "bahdanau")
+    source, lengths = _batch()
+    alone = beam_search(model, source, lengths, beam=3, nbest=2)
+    together = beam_search(TranslatorEnsemble([model]), source, lengths, beam=3, nbest=2)
+    for a, b in zip(alone, together):
+        assert [h.tokens for h in a] == [h.tokens for h in b]
+        assert all(math.isclose(x.score, y.score, rel_tol=1e-9, abs_tol=1e-9) for x, y in zip(a, b))
+
+
+def test_ensemble_members_must_share_vocabularies():
+    with pytest.raises(ConfigError, match="share their vocabularies"):
+        TranslatorEnsemble([_model(target_vocab=9), _model(target_vocab=10)])
+    with pytest.raises(ConfigError, match="at least one"):
+        TranslatorEnsemble([])

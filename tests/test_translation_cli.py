@@ -68,6 +68,26 @@ def test_evaluate_prints_bleu_chrf_and_signature(run, capsys):
     assert "greedy: BLEU" in out and "beam2: BLEU" in out and "BLEU signature: nrefs:" in out and "chrF" in out
 
 
+def test_evaluate_and_translate_with_an_ensemble(fra, run, tmp_path, capsys):
+    other = tmp_path / "seed1"
+    assert main(["train", "translate", "--data", str(fra), "--out", str(other), "--max-steps", "10", "--seed", "1",
+                 *TINY]) == 0
+    single = (run / "translations-test.json").read_bytes()
+    capsys.readouterr()
+    assert main(["evaluate", str(run), "--ensemble", str(other), "--beam", "2"]) == 0
+    out = capsys.readouterr().out
+    assert "ensemble of 2 runs" in out and "beam2: BLEU" in out
+    result = json.loads((run / "translations-test-ensemble2.json").read_text())
+    assert result["ensemble"] == [str(run), str(other)]
+    assert (run / "translations-test.json").read_bytes() == single  # the run's own scores stay
+    assert main(["translate", str(run), "I am happy.", "--ensemble", str(other)]) == 0
+    assert capsys.readouterr().out.count("\n") == 1  # one translation (a briefly trained pair may say little)
+    different = tmp_path / "mincount"
+    assert main(["train", "translate", "--data", str(fra), "--out", str(different), "--max-steps", "2",
+                 *TINY, "--min-count", "50"]) == 0  # a smaller vocabulary
+    _fails(capsys, ["evaluate", str(run), "--ensemble", str(different)], "other vocabularies")
+
+
 def test_report_has_the_translation_sections(run):
     assert main(["report", str(run)]) == 0
     html = (run / "report.html").read_text(encoding="utf-8")

@@ -50,6 +50,8 @@ def register(subparsers) -> None:
     parser.add_argument("run_dir", metavar="RUN_DIR", help="run directory written by rnnlab train translate")
     parser.add_argument("sentences", nargs="+", metavar="SENTENCE", help="sentences in the run's source language")
     parser.add_argument("--nbest", type=int, default=1, help="hypotheses to print per sentence, best first (default: 1)")
+    parser.add_argument("--ensemble", nargs="+", metavar="RUN", help="other translation runs (same data and "
+                        "vocabularies) that decode together with RUN_DIR: the mean of their next-word distributions")
     add_config_options(parser, search_cls, group="search")
     add_run_options(parser, out=False, seed=False, progress=False)
     parser.set_defaults(func=run_translate)
@@ -88,13 +90,16 @@ def run_train(args: argparse.Namespace) -> int:
     return 0
 
 
-def _evaluate(run_dir, split, search, data=None, batch_size=64, encoding_errors=None):
+def _evaluate(run_dir, split, search, data=None, batch_size=64, encoding_errors=None, ensemble=()):
     from rnnlab.runs.translate import evaluate_run
 
-    return evaluate_run(run_dir, split, search, data=data, batch_size=batch_size, encoding_errors=encoding_errors)
+    return evaluate_run(run_dir, split, search, data=data, batch_size=batch_size, encoding_errors=encoding_errors,
+                        ensemble=ensemble)
 
 
 def _print_evaluation(result: dict) -> None:
+    if result.get("ensemble"):
+        print(f"ensemble of {len(result['ensemble'])} runs: {', '.join(result['ensemble'])}")
     print(f"{result['split']}: {result['sources']} source sentences, {result['references']} references")
     for name, s in result["scores"].items():
         print(f"  {name:>7}: BLEU {s['bleu']:5.1f}  chrF {s['chrf']:5.1f}  (first reference only: BLEU "
@@ -112,7 +117,8 @@ def run_translate(args: argparse.Namespace) -> int:
     search = config_from_args(search_cls, args)
     if args.nbest < 1:
         raise ConfigError(f"--nbest must be >= 1, got {args.nbest}")
-    for result in translate_sentences(args.run_dir, args.sentences, search, nbest=args.nbest):
+    for result in translate_sentences(args.run_dir, args.sentences, search, nbest=args.nbest,
+                                      ensemble=args.ensemble or ()):
         if result["unknown"]:
             print(f"note: not in the source vocabulary, read as <unk>: {' '.join(result['unknown'])}", file=sys.stderr)
         if len(args.sentences) > 1 or args.nbest > 1:
@@ -136,5 +142,5 @@ def run_evaluate(args: argparse.Namespace) -> int:
         run_dir = run_dir.parent
     errors = "replace" if args.encoding_errors == "replace" else None  # else: as the run was trained
     _print_evaluation(_evaluate(run_dir, args.split, search, data=args.data, batch_size=args.batch_size,
-                                encoding_errors=errors))
+                                encoding_errors=errors, ensemble=args.ensemble or ()))
     return 0

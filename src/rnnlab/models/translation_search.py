@@ -14,17 +14,67 @@ all candidates finish). Finished hypotheses are ranked by
 
 so with ``K = 1`` beam search *is* greedy search, and with ``K`` at least the number of possible
 outputs it is exhaustive (both are tested). ``nbest`` returns the best ``n`` finished hypotheses.
+
+Both searches take any model with ``encode``, ``step`` and ``select_state``: a :class:`Translator` or a
+:class:`TranslatorEnsemble`, whose step is the mean of its members' next-word distributions
+(Sutskever et al. 2014 decode with an ensemble of LSTMs)::
+
+    p(y_t | y_<t, x) = 1/M · sum_m p_m(y_t | y_<t, x)          returned as log p (a log_softmax leaves it as is)
 """
 from __future__ import annotations
 
+import math
 from dataclasses import dataclass
+from typing import NamedTuple
 
 import torch
-from torch import Tensor
+from torch import Tensor, nn
 
 from rnnlab.data.translation import BOS_ID, EOS_ID, PAD_ID
 from rnnlab.errors import ConfigError
-from rnnlab.models.translator import Translator, select_state, start_tokens
+from rnnlab.models.translator import Memory, Translator, start_tokens
+
+
+class EnsembleMemory(NamedTuple):
+    """Each member's encoded source; ``values`` is the first member's (for its dtype and device)."""
+
+    members: tuple[Memory, ...]
+
+    @property
+    def values(self) -> Tensor:
+        return self.members[0].values
+
+    def select(self, index: Tensor) -> "EnsembleMemory":
+        return EnsembleMemory(tuple(m.select(index) for m in self.members))
+
+
+class TranslatorEnsemble(nn.Module):
+    """Several translators with the same vocabularies, decoded as one (module docstring)."""
+
+    def __init__(self, members: list[Translator]):
+        super().__init__()
+        if not members:
+            raise ConfigError("an ensemble needs at least one translator")
+        sizes = {(m.config.source_vocab, m.config.target_vocab) for m in members}
+        if len(sizes) > 1:
+            raise ConfigError(f"ensemble members must share their vocabularies; got (source, target) sizes {sorted(sizes)}")
+        self.members = nn.ModuleList(members)
+        self.config = members[0].config
+
+    def encode(self, source: Tensor, lengths: Tensor) -> tuple[EnsembleMemory, tuple]:
+        encoded = [m.encode(source, lengths) for m in self.members]
+        return EnsembleMemory(tuple(e[0] for e in encoded)), tuple(e[1] for e in encoded)
+
+    def step(self, previous: Tensor, state: tuple, memory: EnsembleMemory) -> tuple[Tensor, tuple, Tensor | None]:
+        """Log of the mean next-word distribution ``(B, V)``, the members' states, mean attention ``(B, S)``."""
+        outputs = [m.step(previous, s, mem) for m, s, mem in zip(self.members, state, memory.members)]
+        log_probs = torch.stack([torch.log_softmax(o[0], -1) for o in outputs])  # (M, B, V)
+        mean = torch.logsumexp(log_probs, 0) - math.log(len(outputs))
+        weights = [o[2] for o in outputs if o[2] is not None]
+        return mean, tuple(o[1] for o in outputs), torch.stack(weights).mean(0) if weights else None
+
+    def select_state(self, state: tuple, index: Tensor) -> tuple:
+        return tuple(m.select_state(s, index) for m, s in zip(self.members, state))
 
 
 @dataclass
@@ -92,7 +142,7 @@ def beam_search(model: Translator, source: Tensor, lengths: Tensor, *, beam: int
     limits = max_lengths(lengths, max_len_a, max_len_b)
     memory, state = model.encode(source, lengths)
     rows = torch.arange(batch, device=source.device).repeat_interleave(k)  # (B·K,) sentence of each beam
-    memory, state = memory.select(rows), select_state(state, rows)
+    memory, state = memory.select(rows), model.select_state(state, rows)
     scores = torch.full((batch, k), float("-inf"), device=source.device, dtype=memory.values.dtype)
     scores[:, 0] = 0.0  # one open hypothesis per sentence at the start
     history = torch.zeros(batch, k, 0, dtype=torch.long, device=source.device)
@@ -140,7 +190,7 @@ def beam_search(model: Translator, source: Tensor, lengths: Tensor, *, beam: int
             weights_history = weights_history.gather(
                 1, origin.view(batch, k, 1, 1).expand(-1, -1, *weights_history.shape[2:]))
         beams = (torch.arange(batch, device=source.device).unsqueeze(1) * k + origin).view(-1)
-        state = select_state(state, beams)
+        state = model.select_state(state, beams)
         previous = previous.view(-1)
     return [sorted(f, key=lambda h: -h.score)[:nbest] for f in finished]
 

@@ -164,6 +164,11 @@ class Translator(nn.Module):
         logits = self.output(self.drop(attentional))
         return logits, (rnn_state, attentional if feed is not None else None), weights
 
+    @staticmethod
+    def select_state(state: tuple, index: Tensor) -> tuple:
+        """Rows ``index`` of a decoder state (what beam search calls to follow its beams)."""
+        return select_state(state, index)
+
     def _attentional(self, top: Tensor, context: Tensor | None) -> Tensor:
         """h̃ = tanh(W_c [s ; c]) for any leading shape."""
         return torch.tanh(self.readout(top if context is None else torch.cat([top, context], -1)))

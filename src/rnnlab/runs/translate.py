@@ -31,7 +31,7 @@ from rnnlab.config import check_config, option
 from rnnlab.data.translation import TranslationDataConfig, load_translation_data, normalize, vocabulary_from_json
 from rnnlab.errors import ConfigError, DataError, RunDirError
 from rnnlab.io import atomic_write_json, atomic_write_text
-from rnnlab.models.translation_search import beam_search, greedy_search
+from rnnlab.models.translation_search import TranslatorEnsemble, beam_search, greedy_search
 from rnnlab.models.translator import Translator, TranslatorConfig
 from rnnlab.rundir import check_run_dir_free, prepare_run_dir, read_run, update_run_json
 from rnnlab.tasks.translate import TranslationTask, bleu_chrf, score_groups
@@ -152,12 +152,30 @@ def load_translator(run_dir, which: str = "best"):
     return checkpoint.model, source, target, info
 
 
-def translate_sentences(run_dir, sentences: list[str], search: SearchConfig, *, nbest: int = 1) -> list[dict]:
-    """Translate raw sentences (normalised as in training); each result lists its unknown words."""
+def load_translators(run_dir, ensemble=()):
+    """:func:`load_translator` of ``run_dir``, or with ``ensemble`` (other run directories) a
+    :class:`TranslatorEnsemble` of all of them; every member must have the same vocabularies."""
+    model, source, target, info = load_translator(run_dir)
+    if not ensemble:
+        return model, source, target, info
+    members = [model]
+    for other in ensemble:
+        member, other_source, other_target, _ = load_translator(other)
+        if other_source.to_json() != source.to_json() or other_target.to_json() != target.to_json():
+            raise ConfigError(f"{other} has other vocabularies than {run_dir}; an ensemble needs runs trained on the "
+                              f"same data with the same --tokens/--min-count/--bpe-vocab")
+        members.append(member)
+    return TranslatorEnsemble(members).eval(), source, target, info
+
+
+def translate_sentences(run_dir, sentences: list[str], search: SearchConfig, *, nbest: int = 1,
+                        ensemble=()) -> list[dict]:
+    """Translate raw sentences (normalised as in training); each result lists its unknown words.
+    ``ensemble``: other run directories whose translators decode together with ``run_dir``'s."""
     check_config(search)
     if not 1 <= nbest <= search.beam:
         raise ConfigError(f"--nbest must be between 1 and --beam ({search.beam}); got {nbest}")
-    model, source_vocab, target_vocab, info = load_translator(run_dir)
+    model, source_vocab, target_vocab, info = load_translators(run_dir, ensemble)
     lowercase = info["config"]["data"].get("lowercase", True)
     results = []
     for sentence in sentences:
@@ -189,11 +207,13 @@ def _bucket_scores(groups, texts) -> list[dict]:
 
 
 def evaluate_run(run_dir, split: str = "test", search: SearchConfig | None = None, *, data: str | None = None,
-                 encoding_errors: str | None = None, batch_size: int = 64) -> dict:
-    """Greedy and beam BLEU/chrF on ``split`` (all references), by source length; writes translations-<split>.json."""
+                 encoding_errors: str | None = None, batch_size: int = 64, ensemble=()) -> dict:
+    """Greedy and beam BLEU/chrF on ``split`` (all references), by source length; writes translations-<split>.json
+    (with ``ensemble``, other runs decoded together with this one: translations-<split>-ensemble<M>.json, and
+    the run's own single-model results stay as they are)."""
     search = check_config(search or SearchConfig())
     run_dir = Path(run_dir)
-    model, source_vocab, target_vocab, info = load_translator(run_dir)
+    model, source_vocab, target_vocab, info = load_translators(run_dir, ensemble)
     data_config = TranslationDataConfig(**info["config"]["data"])
     if data is not None:
         data_config = replace(data_config, data=data)
@@ -233,9 +253,15 @@ def evaluate_run(run_dir, split: str = "test", search: SearchConfig | None = Non
     result = {"split": split, "sources": len(groups), "references": sum(len(r) for _, r in groups),
               "search": asdict(search), "scores": summary, "buckets": buckets, "samples": samples,
               "unknown_source_tokens": sum(len(source_vocab.unknown(s)) for s, _ in groups)}
-    atomic_write_json(run_dir / f"translations-{split}.json", result)
+    scores = {name: {"bleu": s["bleu"], "chrf": s["chrf"]} for name, s in summary.items()}
     results = dict(info.get("results") or {})
-    results[f"{split}_translation"] = {name: {"bleu": s["bleu"], "chrf": s["chrf"]} for name, s in summary.items()}
+    if ensemble:
+        result["ensemble"] = [str(run_dir), *map(str, ensemble)]
+        atomic_write_json(run_dir / f"translations-{split}-ensemble{len(result['ensemble'])}.json", result)
+        results[f"{split}_translation_ensemble{len(result['ensemble'])}"] = {"members": result["ensemble"], **scores}
+    else:
+        atomic_write_json(run_dir / f"translations-{split}.json", result)
+        results[f"{split}_translation"] = scores
     update_run_json(run_dir, results=results)
     return result
 
