@@ -33,12 +33,12 @@ from rnnlab.data.audio import read_audio, resample
 from rnnlab.errors import DataError
 
 __all__ = ["Recording", "Utterance", "ConnectedConfig", "load_fsdd", "split_fsdd", "connected_utterance",
-           "connected_set", "isolated_set", "speed_perturb", "add_noise", "perturbed_recording", "encode_digits", "BLANK", "N_LABELS", "FSDD_RATE", "SPEAKERS"]
+           "connected_set", "isolated_set", "speed_perturb", "add_noise", "perturbed_recording", "encode_digits", "BLANK",
+           "N_LABELS", "FSDD_RATE", "SPEAKERS"]
 
 FSDD_RATE = 8000
 SPEAKERS = ("george", "jackson", "lucas", "nicolas", "theo", "yweweler")
 BLANK, N_LABELS = 0, 11
-SPEED_FACTORS = (0.9, 1.0, 1.1)  # speed perturbation (Ko et al. 2015)
 NAME = re.compile(r"^(\d)_([A-Za-z]+)_(\d+)\.wav$")
 
 
@@ -70,7 +70,10 @@ class ConnectedConfig:
     noise: bool = option(False, "add white noise to training utterances at an SNR from --snr-min..--snr-max")
     snr_min: float = option(10.0, "lowest signal-to-noise ratio of added noise, dB")
     snr_max: float = option(30.0, "highest signal-to-noise ratio of added noise, dB")
-    speed: bool = option(False, "speed perturbation of training recordings (factor 0.9, 1.0 or 1.1)")
+    speed: bool = option(False, "speed perturbation of training recordings (factor 1 - r, 1 or 1 + r, r = "
+                                "--speed-change)")
+    speed_change: float = option(0.1, "speed perturbation: r of the factors 1 - r, 1, 1 + r (Ko et al. 2015 use 0.1)",
+                                 min=0.0, max=0.5)
 
 
 def load_fsdd(root: str | os.PathLike) -> list[Recording]:
@@ -146,7 +149,7 @@ def connected_utterance(table: dict, index: int, seed: int, c: ConnectedConfig, 
         choices = table[speaker][d]
         x = choices[int(rng.integers(len(choices)))].samples
         if augment and c.speed:
-            x = speed_perturb(x, rng, rate)
+            x = speed_perturb(x, rng, rate, c.speed_change)
         pieces.append((x * (0.1 / _rms(x))).astype(np.float32))
     pieces.append(np.zeros(int(rng.uniform(c.pause_min, c.pause_max) * rate), np.float32))
     samples = np.concatenate(pieces)
@@ -155,11 +158,11 @@ def connected_utterance(table: dict, index: int, seed: int, c: ConnectedConfig, 
     return Utterance(samples.astype(np.float32), digits, speaker, index)
 
 
-def speed_perturb(x: np.ndarray, rng: np.random.Generator, rate: int = FSDD_RATE) -> np.ndarray:
-    """``x`` played at a speed drawn from :data:`SPEED_FACTORS` (Ko et al. 2015): resampled from
+def speed_perturb(x: np.ndarray, rng: np.random.Generator, rate: int = FSDD_RATE, change: float = 0.1) -> np.ndarray:
+    """``x`` played at a speed drawn from ``1 - change, 1, 1 + change`` (Ko et al. 2015): resampled from
     ``rate · factor`` to ``rate``, so a factor above 1 is shorter and higher — tempo and pitch (formants)
     move together, as a shorter or longer vocal tract would move them."""
-    factor = SPEED_FACTORS[int(rng.integers(len(SPEED_FACTORS)))]
+    factor = (1.0 - change, 1.0, 1.0 + change)[int(rng.integers(3))]
     return resample(x, int(round(rate * factor)), rate) if factor != 1.0 else x
 
 
@@ -177,7 +180,7 @@ def perturbed_recording(r: Recording, rng: np.random.Generator, c: ConnectedConf
     isolated-digit task; the samples unchanged when none is on."""
     x = r.samples
     if c.speed:
-        x = speed_perturb(x, rng, rate)
+        x = speed_perturb(x, rng, rate, c.speed_change)
     if c.noise:
         x = add_noise(x, rng, c, speech_power=float(np.mean(x.astype(np.float64) ** 2)))
     return np.asarray(x, np.float32)
