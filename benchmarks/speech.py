@@ -39,7 +39,9 @@ ROOT = Path(__file__).resolve().parent
 RESULTS = ROOT / "results"
 JSONL = RESULTS / "speech_runs.jsonl"
 SPEC, SPEED, NOISE = {"spec_augment": True}, {"speed": True}, {"noise": True}
+SPEED20 = {"speed": True, "speed_change": 0.2}  # factors 0.8, 1.0, 1.2
 ISOLATED_EPOCHS = 12
+ISOLATED_AUG_EPOCHS = 30
 
 
 def equal_params_hidden(cell: str, target: int, base: AcousticConfig) -> int:
@@ -66,13 +68,34 @@ def experiments() -> list[tuple[str, dict]]:
                                               "connected": {**SPEED, **NOISE}, "continue": "connected-lucas-all-aug"})]
     out += [("connected-official-plateau-12ep", {"run": {"epochs": 12, "schedule": "plateau"},
                                                  "continue": "connected-official"}),
-            ("connected-official-conv", {"model": {"frontend": "conv"}})]
+            ("connected-official-conv", {"model": {"frontend": "conv"}}),
+            ("connected-official-plateau-20ep", {"run": {"epochs": 20, "schedule": "plateau"},
+                                                 "continue": "connected-official-plateau-12ep"})]
     out += [("connected-lucas-specaugment", {"run": {"split": "speaker:lucas"}, "augment": SPEC}),
             ("connected-lucas-speed", {"run": {"split": "speaker:lucas"}, "connected": SPEED}),
             ("connected-lucas-noise", {"run": {"split": "speaker:lucas"}, "connected": NOISE})]
     out += [(f"connected-{s}", {"run": {"split": f"speaker:{s}"}}) for s in SPEAKERS if s != "lucas"]
     out += [(f"connected-{s}-all-aug", {"run": {"split": f"speaker:{s}"}, "augment": SPEC,
                                         "connected": {**SPEED, **NOISE}}) for s in SPEAKERS if s != "lucas"]
+    # Isolated digits with augmentation (speed + noise + SpecAugment recomputed every epoch), longer training.
+    iso_aug = {"connected": {**SPEED, **NOISE}, "augment": SPEC}
+    out += [("isolated-lucas-aug", {"run": {**isolated, "split": "speaker:lucas", "epochs": ISOLATED_AUG_EPOCHS},
+                                    **iso_aug}),
+            ("isolated-official-aug", {"run": {**isolated, "epochs": ISOLATED_AUG_EPOCHS}, **iso_aug})]
+    out += [(f"isolated-{s}-aug", {"run": {**isolated, "split": f"speaker:{s}", "epochs": ISOLATED_AUG_EPOCHS},
+                                   **iso_aug}) for s in SPEAKERS if s != "lucas"]
+    out += [(f"isolated-{s}-{name}", {"run": {**isolated, "split": f"speaker:{s}", "epochs": 20}, **options})
+            for s in ("lucas", "nicolas") for name, options in (("speed", {"connected": SPEED}),
+                                                                 ("specaugment", {"augment": SPEC}),
+                                                                 ("speed20", {"connected": SPEED20}),
+                                                                 ("noise", {"connected": NOISE}))]
+    # Seed spread of the isolated baseline on one held-out speaker: how far single-seed differences can be trusted.
+    out += [(f"isolated-lucas-seed{k}", {"run": {**isolated, "split": "speaker:lucas"}, "seed": k}) for k in (1, 2)]
+    out += [("isolated-official-speed", {"run": {**isolated, "epochs": 20}, "connected": SPEED})]
+    # The isolated recipe the probes above chose (speed perturbation 0.8/1.0/1.2), every speaker held out in turn.
+    out += [(f"isolated-{s}-speed20", {"run": {**isolated, "split": f"speaker:{s}", "epochs": 20},
+                                       "connected": SPEED20}) for s in SPEAKERS if s not in ("lucas", "nicolas")]
+    out += [("isolated-official-speed20", {"run": {**isolated, "epochs": 20}, "connected": SPEED20})]
     base = asdict(AcousticConfig(n_features=40))
     target = sum(p.numel() for p in AcousticModel(AcousticConfig(n_features=40)).parameters())
     for cell in ("lstm", "rnn", "mingru"):
@@ -193,7 +216,8 @@ def run_experiment(name: str, options: dict, data: str, runs: Path) -> dict:
         resume = True
     load = os.getloadavg()
     wall, cpu = time.perf_counter(), time.process_time()
-    results = train_speech(run, model, FeatureConfig(), connected, augment, out, progress=False, resume=resume)
+    results = train_speech(run, model, FeatureConfig(), connected, augment, out, progress=False, resume=resume,
+                           seed=options.get("seed", 0))
     if run.task == "connected":
         results["isolated_accuracy_ctc"] = isolated_with_ctc(out, data, run.split)
     results.update(_curves(out))

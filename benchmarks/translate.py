@@ -38,10 +38,13 @@ RNNLAB_RUNS = {"default": [*OLD, "--max-cpu-minutes", "4"], "default10": OLD,
                "bpe": [*OLD, "--tokens", "bpe", "--bpe-vocab", "3000", "--max-cpu-minutes", "4"],
                "lrpatience2": ["--lr-patience", "2"],  # default10 halved its rate 8 times in 10 epochs; now the default
                "bahdanau": FIRST, "dot": [*FIRST, "--attention", "dot"], "none": [*FIRST, "--attention", "none"],
+               "none-now": ["--attention", "none"],  # the no-attention baseline at today's defaults (like lrpatience2)
+               "tie-wd": ["--tie", "--word-dropout", "0.1"],  # regularisers not tried before, on today's defaults
+               "seed1": ["--seed", "1"], "seed2": ["--seed", "2"],  # the default again: seed spread, ensemble members
                "all20-bahdanau": ALL20, "all20-none": [*ALL20, "--attention", "none"]}
 TRANSFORMER_RUNS = {"transformer": ["--cpu-minutes", "4"], "all20-transformer": ALL20}
 ORDER = ("reference", "default", "default10", "lrpatience2", "bpe", "transformer", "bahdanau", "dot", "none",
-         "all20-bahdanau", "all20-none", "all20-transformer")
+         "none-now", "tie-wd", "seed1", "seed2", "all20-bahdanau", "all20-none", "all20-transformer")
 
 
 def run(command: list[str], log: Path) -> dict:

@@ -1,6 +1,7 @@
 """Decoding settings of a trained translator, chosen on validation: beam size x length normalisation.
 
     python benchmarks/translate_decoding.py runs/bench-translate/lrpatience2 [more runs]
+    python benchmarks/translate_decoding.py --ensemble runs/bench-translate/{lrpatience2,seed1,seed2}   # one ensemble
 
 For each run: BLEU/chrF (all references, sacreBLEU) on the validation split for every beam size in
 ``--beams`` and every alpha in ``--alphas`` (score = log p / length^alpha); the setting with the best
@@ -21,14 +22,15 @@ from pathlib import Path
 import torch
 
 from rnnlab.data.translation import load_translation_data
-from rnnlab.runs.translate import TranslationDataConfig, load_translator
+from rnnlab.runs.translate import TranslationDataConfig, load_translators
 from rnnlab.tasks.translate import score_groups
 
 HERE = Path(__file__).resolve().parent
 
 
-def sweep(run_dir: Path, beams: list[int], alphas: list[float], data: str | None) -> tuple[list[dict], dict]:
-    model, source_vocab, target_vocab, info = load_translator(run_dir)
+def sweep(run_dir: Path, beams: list[int], alphas: list[float], data: str | None, ensemble=()
+          ) -> tuple[list[dict], dict]:
+    model, source_vocab, target_vocab, info = load_translators(run_dir, ensemble)
     config = TranslationDataConfig(**info["config"]["data"])
     if data:
         config = TranslationDataConfig(**{**info["config"]["data"], "data": data})
@@ -51,8 +53,8 @@ def sweep(run_dir: Path, beams: list[int], alphas: list[float], data: str | None
     return rows, best
 
 
-def section(run_dir: Path, rows: list[dict], best: dict, command: str, wall: float) -> str:
-    lines = [f"## {run_dir.name}", "",
+def section(name: str, rows: list[dict], best: dict, command: str, wall: float) -> str:
+    lines = [f"## {name}", "",
              f"`{command}` — {datetime.now(timezone.utc):%Y-%m-%d %H:%M} UTC, {platform.machine()} "
              f"{os.cpu_count()} cores, one torch thread, {wall:.0f} s wall, load average after "
              f"{', '.join(f'{x:.1f}' for x in os.getloadavg())}.", "",
@@ -73,6 +75,7 @@ def main() -> int:
     parser.add_argument("--beams", default="1,5,10", type=lambda s: [int(x) for x in s.split(",")])
     parser.add_argument("--alphas", default="0.5,0.75,1.0,1.25,1.5", type=lambda s: [float(x) for x in s.split(",")])
     parser.add_argument("--data", help="fra.txt, if not where the run was trained from")
+    parser.add_argument("--ensemble", action="store_true", help="decode all the runs together as one ensemble")
     parser.add_argument("--results", type=Path, default=HERE / "results" / "translate_decoding.md")
     args = parser.parse_args()
     torch.set_num_threads(1)
@@ -80,12 +83,14 @@ def main() -> int:
     header = ("# Translation: decoding settings chosen on validation\n\nWritten by `benchmarks/translate_decoding.py`; "
               "BLEU against all references of each source (sacreBLEU), source split of the run's own data.\n")
     text = args.results.read_text() if args.results.exists() else header
-    for run_dir in args.runs:
-        print(run_dir, flush=True)
+    jobs = [(" + ".join(r.name for r in args.runs), args.runs[0], args.runs[1:])] if args.ensemble else \
+        [(r.name, r, ()) for r in args.runs]
+    for name, run_dir, others in jobs:
+        print(name, flush=True)
         started = time.perf_counter()
-        rows, best = sweep(run_dir, args.beams, args.alphas, args.data)
-        new = section(run_dir, rows, best, command, time.perf_counter() - started)
-        marker = f"## {run_dir.name}\n"
+        rows, best = sweep(run_dir, args.beams, args.alphas, args.data, others)
+        new = section(name, rows, best, command, time.perf_counter() - started)
+        marker = f"## {name}\n"
         if marker in text:  # replace the run's earlier section
             head, rest = text.split(marker, 1)
             tail = rest[rest.find("\n## "):] if "\n## " in rest else ""
