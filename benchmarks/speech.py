@@ -75,6 +75,11 @@ def experiments() -> list[tuple[str, dict]]:
             ("connected-lucas-speed", {"run": {"split": "speaker:lucas"}, "connected": SPEED}),
             ("connected-lucas-noise", {"run": {"split": "speaker:lucas"}, "connected": NOISE})]
     out += [(f"connected-{s}", {"run": {"split": f"speaker:{s}"}}) for s in SPEAKERS if s != "lucas"]
+    # Pauses from 0 s: FSDD's single recordings are trimmed tightly (their test utterances change with it too).
+    out += [("connected-official-nopause", {"connected": {"pause_min": 0.0}})]
+    # Each held-out speaker trained twice as long (the 8-epoch run continued at the same fixed rate; exact resume).
+    out += [(f"connected-{s}-16ep", {"run": {"split": f"speaker:{s}", "epochs": 16}, "continue": f"connected-{s}"})
+            for s in SPEAKERS]
     out += [(f"connected-{s}-all-aug", {"run": {"split": f"speaker:{s}"}, "augment": SPEC,
                                         "connected": {**SPEED, **NOISE}}) for s in SPEAKERS if s != "lucas"]
     # Isolated digits with augmentation (speed + noise + SpecAugment recomputed every epoch), longer training.
@@ -449,6 +454,10 @@ def write_report(jsonl: Path, md: Path) -> None:
             shown = f"{_pct(value)} (best run: {best}; default 8 epochs: {_pct(measured[goal])})"
         if goal == "connected held-out speaker, mean" and con_loso:
             shown += f" over {len(con_loso)} of 6 speakers ({', '.join(r['name'] for r in held_out.values() if r)})"
+            longer = [get(f"connected-{s}-16ep")["results"]["der"] for s in SPEAKERS if get(f"connected-{s}-16ep")]
+            if len(longer) == 6:  # the longer recipe, measured for every voice, is the one the goal is judged on
+                value = float(np.mean(longer))
+                shown = f"{_pct(value)} with 16 epochs ({shown} with the default 8)"
         ok = None if value is None else (value >= target if op == ">=" else value <= target)
         target_text = f"{op} {target}" if what == "RTF" else f"{op} {_pct(target)}"
         lines.append(f"| {goal} | {target_text} | {shown} | {'not measured' if ok is None else ('yes' if ok else 'no')} |")
@@ -466,21 +475,56 @@ def write_report(jsonl: Path, md: Path) -> None:
                 lines.append(f"| {label} | {res['epochs']} | {_pct(res['der'])} | {_pct(res['ser'])} | "
                              f"{_pct(res.get('valid_der'))} |")
         lines.append("")
-    held = [(s, get(f"connected-{s}")) for s in SPEAKERS]
-    if sum(1 for _, r in held if r) > 1:
-        lines += ["## Connected digits, each speaker held out (default recipe, 8 epochs)", "",
+    held = [(s, get(f"connected-{s}"), get(f"connected-{s}-16ep")) for s in SPEAKERS]
+    if sum(1 for _, r, _ in held if r) > 1:
+        lines += ["## Connected digits, each speaker held out (default recipe: 8 epochs; then continued to 16)", "",
+                  "The 16-epoch runs continue the 8-epoch ones at the same fixed rate (exact resume, so they equal "
+                  "16-epoch runs from scratch) and keep the checkpoint with the lowest validation loss on the seen "
+                  "speakers.", "",
                   "| held-out speaker | test DER | utterance error | single recordings | valid DER (seen speakers) | "
-                  "train CPU | load |", "|---|---|---|---|---|---|---|"]
-        for s, r in held:
+                  "train CPU | load | test DER, 16 epochs | valid DER, 16 | train CPU, 16 |",
+                  "|---|---|---|---|---|---|---|---|---|---|"]
+        for s, r, longer in held:
             if r:
                 res = r["results"]
+                more = longer["results"] if longer else {}
+                cpu16 = f"{more['train_cpu_s']:.0f} s" if more.get("train_cpu_s") else "–"
                 lines.append(f"| {s} | {_pct(res['der'])} | {_pct(res['ser'])} | "
                              f"{_pct(res.get('isolated_accuracy_ctc'))} | {_pct(res.get('valid_der'))} | "
-                             f"{res.get('train_cpu_s', r['cpu_s']):.0f} s | {r['load_before'][0] or '–'} |")
-        ders = [r["results"]["der"] for _, r in held if r]
-        lines += [f"| **mean of {len(ders)}** | **{_pct(float(np.mean(ders)))}** | | | | | |", ""]
+                             f"{res.get('train_cpu_s', r['cpu_s']):.0f} s | {r['load_before'][0] or '–'} | "
+                             f"{_pct(more.get('der'))} | {_pct(more.get('valid_der'))} | {cpu16} |")
+        ders = [r["results"]["der"] for _, r, _ in held if r]
+        longer = [x["results"]["der"] for _, _, x in held if x]
+        mean16 = f"**{_pct(float(np.mean(longer)))}** ({len(longer)} of 6)" if longer else "–"
+        lines += [f"| **mean of {len(ders)}** | **{_pct(float(np.mean(ders)))}** | | | | | | {mean16} | | |", ""]
+    iso_rows = [("lucas", "none (seeds 0, 1, 2)", ["isolated-lucas", "isolated-lucas-seed1", "isolated-lucas-seed2"]),
+                ("lucas", "speed 0.9/1/1.1", ["isolated-lucas-speed"]),
+                ("lucas", "speed 0.8/1/1.2", ["isolated-lucas-speed20"]),
+                ("lucas", "white noise 10-30 dB", ["isolated-lucas-noise"]),
+                ("lucas", "SpecAugment", ["isolated-lucas-specaugment"]),
+                ("lucas", "all three, 30 epochs", ["isolated-lucas-aug"]), ("nicolas", "none", ["isolated-nicolas"]),
+                ("nicolas", "speed 0.9/1/1.1", ["isolated-nicolas-speed"]),
+                ("nicolas", "speed 0.8/1/1.2", ["isolated-nicolas-speed20"]),
+                ("nicolas", "SpecAugment", ["isolated-nicolas-specaugment"]), ("official", "none", ["isolated-official"]),
+                ("official", "speed 0.9/1/1.1", ["isolated-official-speed"])]
+    if any(get(n) for _, _, names in iso_rows[1:] for n in names):
+        lines += ["## Isolated digits: augmentation, and the spread of seeds", "",
+                  f"Baselines {ISOLATED_EPOCHS} epochs; augmented runs 20 (30 for all three), each epoch recomputing "
+                  "the features of freshly perturbed recordings; best validation checkpoint (seen speakers).", "",
+                  "| test speaker(s) | augmentation | test accuracy | train CPU |", "|---|---|---|---|"]
+        for speaker, label, names in iso_rows:
+            found = [get(n) for n in names if get(n)]
+            if found:
+                accs = [1 - r["results"]["der"] for r in found]
+                shown = " / ".join(_pct(a) for a in accs)
+                if len(accs) > 1:
+                    shown += f" (mean {_pct(float(np.mean(accs)))})"
+                cpu = " / ".join(f"{r['results'].get('train_cpu_s', r['cpu_s']):.0f} s" for r in found)
+                lines.append(f"| {speaker} | {label} | {shown} | {cpu} |")
+        lines.append("")
     levers = [("stack", "none", "connected-official"), ("stack", "none", "connected-official-16ep"),
-              ("stack", "plateau", "connected-official-plateau-12ep"), ("conv", "none", "connected-official-conv")]
+              ("stack", "plateau", "connected-official-plateau-12ep"),
+              ("stack", "plateau", "connected-official-plateau-20ep"), ("conv", "none", "connected-official-conv")]
     if any(get(n) for _, _, n in levers[2:]):
         lines += ["## Learning-rate schedule and front-end (official split, connected)", "",
                   "Plateau: the rate is halved after every validation (once per epoch) without a lower validation "
