@@ -183,6 +183,22 @@ def report(args) -> str:
         f"BLEU signature: `{signature or signature20}`", "",
         "## Tutorial subset (339 test sources, 552 references)", "", *tutorial,
     ]
+    ensembles = sorted(root.glob("*/translations-test-ensemble*.json"))
+    if ensembles:
+        lines += ["## Ensembles (tutorial subset)", "",
+                  "Written by `rnnlab evaluate RUN --ensemble OTHER...` (the mean of the members' next-word "
+                  "distributions at every step).", "",
+                  "| members | test BLEU greedy | test BLEU beam 5 | chrF greedy | chrF beam 5 | greedy / beam 5 by "
+                  "length 1–4, 5–6, 7–8, 9–10 |", "|---|---|---|---|---|---|"]
+        for path in ensembles:
+            e = json.loads(path.read_text())
+            names = " + ".join(Path(m).name for m in e["ensemble"])
+            g, b = e["scores"]["greedy"], e["scores"][f"beam{e['search']['beam']}"]
+            by_length = ", ".join(f"{x['bleu']:.1f} / {y['bleu']:.1f}" for x, y in
+                                  zip(e["buckets"]["greedy"], e["buckets"][f"beam{e['search']['beam']}"]))
+            lines.append(f"| {names} | {g['bleu']:.1f} | {b['bleu']:.1f} | {g['chrf']:.1f} | {b['chrf']:.1f} | "
+                         f"{by_length} |")
+        lines.append("")
     if all20:
         lines += ["## All pairs of at most 20 tokens", "", *all20]
     timing_lines = []
