@@ -39,6 +39,7 @@ RNNLAB_RUNS = {"default": [*OLD, "--max-cpu-minutes", "4"], "default10": OLD,
                "lrpatience2": ["--lr-patience", "2"],  # default10 halved its rate 8 times in 10 epochs; now the default
                "bahdanau": FIRST, "dot": [*FIRST, "--attention", "dot"], "none": [*FIRST, "--attention", "none"],
                "none-now": ["--attention", "none"],  # the no-attention baseline at today's defaults (like lrpatience2)
+               "dot-now": ["--attention", "dot"], "general-now": ["--attention", "general"],  # Luong at today's defaults
                "tie-wd": ["--tie", "--word-dropout", "0.1"],  # regularisers not tried before, on today's defaults
                "seed1": ["--seed", "1"], "seed2": ["--seed", "2"],  # the default again: seed spread, ensemble members
                "all20-bahdanau": ALL20, "all20-none": [*ALL20, "--attention", "none"],
@@ -47,7 +48,7 @@ RNNLAB_RUNS = {"default": [*OLD, "--max-cpu-minutes", "4"], "default10": OLD,
                "all20-none-25": [*ALL20, "--attention", "none", "--max-cpu-minutes", "25"]}
 TRANSFORMER_RUNS = {"transformer": ["--cpu-minutes", "4"], "all20-transformer": ALL20}
 ORDER = ("reference", "default", "default10", "lrpatience2", "bpe", "transformer", "bahdanau", "dot", "none",
-         "none-now", "tie-wd", "seed1", "seed2", "all20-bahdanau", "all20-none", "all20-transformer",
+         "none-now", "dot-now", "general-now", "tie-wd", "seed1", "seed2", "all20-bahdanau", "all20-none", "all20-transformer",
          "all20-bahdanau-25", "all20-none-25")
 
 
