@@ -325,8 +325,9 @@ NOTES = [
     "epochs, 1.80% validation and **1.54% test DER** (5.7% of utterances wrong), best at epoch 15. By then the rate "
     "had been halved after nearly every epoch (8e-6 at epoch 20): with `--lr-patience 0` the schedule decays too "
     "fast to use the last five epochs. A fresh run with `--lr-patience 1` for 24 epochs (halving after two flat "
-    "epochs) lands on the same **1.54%** (5.2% of utterances wrong): the schedule is not what stands between 1.5% "
-    "and the goal. It is not the default because the held-out runs were measured without it.",
+    "epochs) lands on the same **1.54%** (5.2% of utterances wrong) with its best validation at the last epoch: "
+    "longer training may still help, the schedule alone does not close the gap. It is not the default because the "
+    "held-out runs were measured without it.",
     "* **The convolutional front-end did not help at 8 epochs.** `--frontend conv` (two strided 1-D convolutions, "
     "128 channels, the same ceil(T/k) output frames as stacking, padding-independent; 562,187 parameters against "
     "460,555, +22%) made 6.75% test DER (valid 6.36%) against 3.72% (valid 4.98%) for stacking 2 frames, at about "
