@@ -57,6 +57,14 @@ class AugmentConfig:
     freq_width: int = option(8, "widest frequency mask, features", min=0)
 
 
+def masked(frames: torch.Tensor, a: AugmentConfig, seed: tuple) -> torch.Tensor:
+    """``frames`` with SpecAugment's masks when ``a`` turns it on (drawn from ``default_rng(seed)``), else as is."""
+    if not a.spec_augment:
+        return frames
+    return spec_augment(frames, np.random.default_rng(seed), time_masks=a.time_masks, time_width=a.time_width,
+                        freq_masks=a.freq_masks, freq_width=a.freq_width)
+
+
 def pad_frames(frames: list[torch.Tensor]) -> tuple[torch.Tensor, torch.Tensor]:
     """``x (B, T_max, F)`` zero-padded and ``lengths (B,)``."""
     lengths = torch.tensor([len(f) for f in frames], dtype=torch.int64)
@@ -146,11 +154,7 @@ class SpeechTask:
     def _example(self, index: int, epoch: int) -> tuple[torch.Tensor, list[int]]:
         u = connected_utterance(self.table, index, self.seed * 100_003 + epoch, self.connected, augment=True,
                                 rate=self.features.rate)
-        frames = features(u.samples, self.features)
-        if self.augment.spec_augment:
-            a = self.augment
-            frames = spec_augment(frames, np.random.default_rng((self.seed, epoch, index, 1)), time_masks=a.time_masks,
-                                  time_width=a.time_width, freq_masks=a.freq_masks, freq_width=a.freq_width)
+        frames = masked(features(u.samples, self.features), self.augment, (self.seed, epoch, index, 1))
         return frames, encode_digits(u.digits)
 
     def train_batches(self, epoch: int):
@@ -215,12 +219,8 @@ class IsolatedSpeechTask(ClassifyTask):
         r = self.train_pool[index]
         samples = perturbed_recording(r, np.random.default_rng((self.seed, epoch, index, 2)), self.connected,
                                       self.feature_config.rate)
-        frames = features(samples, self.feature_config)
-        if self.augment.spec_augment:
-            a = self.augment
-            frames = spec_augment(frames, np.random.default_rng((self.seed, epoch, index, 1)), time_masks=a.time_masks,
-                                  time_width=a.time_width, freq_masks=a.freq_masks, freq_width=a.freq_width)
-        return stacked(frames, self.stack)
+        return stacked(masked(features(samples, self.feature_config), self.augment, (self.seed, epoch, index, 1)),
+                       self.stack)
 
     def train_batches(self, epoch: int):
         if not self.augmenting:
