@@ -427,13 +427,15 @@ def write_report(jsonl: Path, md: Path) -> None:
     get = records.get
     loads = [r["load_before"][0] for r in records.values() if r.get("load_before", [None])[0] is not None]
     lines = ["# Spoken digits (FSDD): isolated and connected, seen and unseen speakers", "",
-             f"> **Load:** every run below was taken on the 2 cores beside other agents' jobs (1-minute load average "
-             f"{min(loads, default=0):.1f}–{max(loads, default=0):.0f}, stated per run where it was recorded). These "
+             f"> **Load:** every run below was taken on the 2 cores beside other jobs (1-minute load average "
+             f"{min(loads, default=0):.1f}–{max(loads, default=0):.0f}, stated per run where it was recorded): until "
+             "17:00 UTC other agents' jobs (load 1–13), from 17:16 UTC only this project's own runs, two or three "
+             "at a time (load 2.0–3.5). These "
              "figures are not comparable with idle-machine figures (e.g. the idle reruns in speed.md, record.md, "
              "explicit_gru.md, deploy.md, load < 1); compare only ratios taken within one run, and CPU times rather "
              "than wall times.", "",
-             "Measured by `python benchmarks/speech.py` (one torch thread per run, runs one after another) on a "
-             "2-core machine shared with three other agents: wall times are inflated, CPU times are the fair "
+             "Measured by `python benchmarks/speech.py` (one torch thread per run) on a 2-core machine shared "
+             "with other jobs (above): wall times are inflated, CPU times are the fair "
              "number; the load average (1 min) before each run is listed (a dash: the run was trained by an earlier "
              "invocation of the script and adopted). Model unless said otherwise: 40 log-mel "
              "bands (25 ms / 10 ms, floored 80 dB below the loudest, per-utterance mean/variance normalisation), 2 frames stacked, 2-layer "

@@ -31,9 +31,7 @@ HERE = Path(__file__).resolve().parent
 def sweep(run_dir: Path, beams: list[int], alphas: list[float], data: str | None, ensemble=()
           ) -> tuple[list[dict], dict]:
     model, source_vocab, target_vocab, info = load_translators(run_dir, ensemble)
-    config = TranslationDataConfig(**info["config"]["data"])
-    if data:
-        config = TranslationDataConfig(**{**info["config"]["data"], "data": data})
+    config = TranslationDataConfig(**{**info["config"]["data"], **({"data": data} if data else {})})
     dataset = load_translation_data(config, vocabularies=(source_vocab, target_vocab))
     groups = {split: dataset.references(split) for split in ("valid", "test")}
     rows = []
@@ -81,7 +79,9 @@ def main() -> int:
     torch.set_num_threads(1)
     command = " ".join(["python", *sys.argv])
     header = ("# Translation: decoding settings chosen on validation\n\nWritten by `benchmarks/translate_decoding.py`; "
-              "BLEU against all references of each source (sacreBLEU), source split of the run's own data.\n")
+              "BLEU against all references of each source (sacreBLEU), source split of the run's own data. Each "
+              "section states the load average after it; decoding ran beside training runs, so its CPU-s are not "
+              "comparable with idle-machine figures (the BLEU scores do not depend on the load).\n")
     text = args.results.read_text() if args.results.exists() else header
     jobs = [(" + ".join(r.name for r in args.runs), args.runs[0], args.runs[1:])] if args.ensemble else \
         [(r.name, r, ()) for r in args.runs]
