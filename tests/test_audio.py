@@ -61,6 +61,25 @@ def test_normalize_and_features_shapes():
     torch.testing.assert_close(n * raw.std(0, unbiased=False) + raw.mean(0), raw)
 
 
+def test_default_floor_hides_the_background_level():
+    """The same tone over a quiet (-80 dB) or a louder (-50 dB) hiss: with the default 30 dB floor both
+    backgrounds sit on the floor and the log-mel frames agree; librosa's 80 dB floor tells them apart."""
+    rng = np.random.default_rng(0)
+    t = np.arange(8000) / 8000
+    envelope = np.clip(np.sin(np.pi * (t - 0.25) / 0.5), 0, None) * ((t > 0.25) & (t < 0.75))  # no clicks
+    tone = 0.5 * envelope * np.sin(2 * np.pi * 440 * t)
+    hiss = rng.standard_normal(8000)
+    quiet, loud = tone + 0.5e-4 * hiss, tone + 1.6e-3 * hiss
+    assert FeatureConfig().top_db == 30.0
+    floor = float(log_mel(quiet, FeatureConfig()).max()) - 30.0
+    background = log_mel(quiet, FeatureConfig())[:10]  # the first 0.1 s: hiss only
+    assert torch.allclose(background, torch.full_like(background, floor))
+    same = log_mel(quiet, FeatureConfig()) - log_mel(loud, FeatureConfig())
+    assert same.abs().max() < 0.1  # dB
+    apart = log_mel(quiet, FeatureConfig(top_db=80.0)) - log_mel(loud, FeatureConfig(top_db=80.0))
+    assert apart.abs().max() > 20.0
+
+
 def test_spec_augment_masks_bands_deterministically():
     frames = torch.ones(100, 40)
     a = spec_augment(frames, np.random.default_rng(3), time_masks=2, time_width=10, freq_masks=2, freq_width=8)

@@ -155,8 +155,12 @@ class FeatureConfig:
     win_ms: float = option(25.0, "analysis window in milliseconds", min=1.0)
     hop_ms: float = option(10.0, "frame shift in milliseconds", min=1.0)
     htk: bool = option(False, "HTK mel scale instead of Slaney's (librosa's default)")
-    top_db: float | None = option(80.0, "floor of the log-mel energies below the utterance's loudest, dB "
-                                        "(digital silence would otherwise sit at -100 dB)", min=1.0)
+    # 30 dB, not librosa's 80: recordings differ in background level (FSDD: the quietest frames of a
+    # speaker's median recording lie 18-50 dB below its loudest), and a floor above every background makes
+    # unseen voices look alike (benchmarks/results/speech.md, "Front-ends on unseen voices").
+    top_db: float | None = option(30.0, "floor of the log-mel energies below the utterance's loudest, dB: "
+                                        "backgrounds quieter than this all look the same (librosa uses 80)",
+                                  min=1.0)
     normalize: bool = option(True, "per-utterance mean/variance normalisation of each feature")
 
     @property
