@@ -156,6 +156,11 @@ def experiments() -> list[tuple[str, dict]]:
         out += [(f"isolated-official-{variant}-seed{k}", {"run": isolated, "features": features, "seed": k})
                 for k in (1, 2)]
         out += [(f"isolated-ensembles-{variant}", {})]
+    # Five seeds of the 30 dB floor on every held-out voice, decoded as one ensemble.
+    out += [(f"isolated-{s}-db30-seed{k}", {"run": {**isolated, "split": f"speaker:{s}"},
+                                            "features": ISOLATED_VARIANTS["db30"]["features"], "seed": k})
+            for s in SPEAKERS for k in (3, 4)]
+    out += [("isolated-ensembles5-db30", {})]
     return out
 
 
@@ -354,7 +359,7 @@ def _row_cost(r: dict) -> str:
 NOTES = [
     "## What the numbers say, and what disappoints", "",
     "* {floor}",
-    "* **Only the real-time-factor goal is met.** Isolated digits: 97.0% on the official split (calibration 97.3%, "
+    "* **Only the real-time-factor goal is met.** With the 80 dB floor, isolated digits: 97.0% on the official split (calibration 97.3%, "
     "goal 98.5%; nicolas is the weak speaker at 88%), 73.0% mean over the six held-out speakers with seed 0 "
     "(60.2–88.0%; goal 85%; calibration for lucas 67.0%, here 64.8%){iso_seeds}. The classifier's training loss "
     "reaches ~0 within 12 epochs while validation stalls at 96–97%: with five or six voices it memorises speakers.",
@@ -496,6 +501,10 @@ def _floor_note(get) -> str:
         text += (f" Over seeds 0, 1 and 2 the 30 dB floor gives {_pct(seeds)} on average and their ensemble "
                  f"**{_pct(float(np.mean([ens[s]['ensemble'] for s in SPEAKERS])))}** — just short of the 85% goal "
                  f"(80 dB: 74.40% and 76.07%).")
+        five = (get("isolated-ensembles5-db30") or {}).get("results", {})
+        if all(s in five for s in SPEAKERS):
+            text += (f" Five seeds do not close it: mean {_pct(float(np.mean([np.mean(five[s]['alone']) for s in SPEAKERS])))}"
+                     f", ensemble {_pct(float(np.mean([five[s]['ensemble'] for s in SPEAKERS])))}.")
         if "official" in ens:
             text += (f" On the official split it changes little: {_pct(float(np.mean(ens['official']['alone'])))} "
                      f"over three seeds, ensemble {_pct(ens['official']['ensemble'])} (80 dB: 96.56%, 96.67%).")
@@ -507,6 +516,11 @@ def _floor_note(get) -> str:
                  + (f", {_pct(con16)} at 16 (80 dB: {_pct(_mean_of_six(get, 'connected-{s}-16ep', False))})"
                     if con16 is not None else "")
                  + f", while the seen voices' validation DER falls to {_pct(min(valid))}–{_pct(max(valid))}.")
+        single = [get(f"connected-{s}{t}")["results"].get("isolated_accuracy_ctc") for s in SPEAKERS
+                  for t in ("-db30", "") if get(f"connected-{s}{t}")]
+        if len(single) == 12 and all(x is not None for x in single):
+            text += (f" The held-out voice's single recordings are recognised {_pct(min(single[0::2]))}–"
+                     f"{_pct(max(single[0::2]))} of the time (80 dB: {_pct(min(single[1::2]))}–{_pct(max(single[1::2]))}).")
         curves = [get(f"connected-{s}-db30")["results"].get("valid_der_curve") for s in SPEAKERS]
         if all(curves):
             first, second = [c[0] for c in curves], [c[1] for c in curves]
@@ -597,6 +611,13 @@ def _front_end_sections(get) -> list[str]:
         ens_mean = _pct(float(np.mean([ens[s]["ensemble"] for s in SPEAKERS]))) if all(s in ens for s in SPEAKERS) else "–"
         lines += [f"| **mean of six** | " + " | ".join(_pct(m) for m in means) +
                   f" | **{_pct(float(np.mean(means)))}** | **{ens_mean}** |", ""]
+        five = (get(f"isolated-ensembles5-{v}") or {}).get("results", {})
+        if all(s in five for s in SPEAKERS):
+            lines += [f"Five seeds (0–4): mean of seeds {_pct(float(np.mean([np.mean(five[s]['alone']) for s in SPEAKERS])))}"
+                      f", their ensemble **{_pct(float(np.mean([five[s]['ensemble'] for s in SPEAKERS])))}** ("
+                      + ", ".join(f"{s} {_pct(five[s]['ensemble'])}" for s in SPEAKERS) +
+                      "; seeds 3 and 4: " + ", ".join(f"{s} {_pct(five[s]['alone'][3])} / {_pct(five[s]['alone'][4])}"
+                                                       for s in SPEAKERS) + ").", ""]
     rows = [v for v in VARIANT_LABELS if v and any(get(f"connected-{s}-{v}") for s in SPEAKERS)]
     if rows:
         lines += ["## Front-ends on unseen voices (connected digits, each speaker held out)", "",
@@ -650,7 +671,7 @@ def write_report(jsonl: Path, md: Path) -> None:
              "recordings of that speaker (600 connected utterances). Validation never uses the test speaker.", ""]
     lines += ["## Runs", "", "| run | split | task | test | per speaker | train wall | train CPU | load |", "|---|---|---|---|---|---|---|---|"]
     for name, r in records.items():
-        if name in ("rtf", "isolated-ensembles", "background-levels") or name.startswith("isolated-ensembles-"):
+        if name in ("rtf", "isolated-ensembles", "background-levels") or name.startswith("isolated-ensembles"):
             continue
         res = r["results"]
         value = f"accuracy {_pct(1 - res['der'])}" if res["task"] == "isolated" else \
@@ -695,6 +716,11 @@ def write_report(jsonl: Path, md: Path) -> None:
                 shown = (f"floor 30 dB: {_pct(seeds)} over three seeds, their ensemble **{_pct(best)}**; floor 80 dB: "
                          + shown)
                 value = max(value, best)
+                five = (get("isolated-ensembles5-db30") or {}).get("results", {})
+                if all(s in five for s in SPEAKERS):
+                    best5 = float(np.mean([five[s]["ensemble"] for s in SPEAKERS]))
+                    shown = f"floor 30 dB, ensemble of five seeds: **{_pct(best5)}**; " + shown
+                    value = max(value, best5)
         if goal == "isolated official" and get("isolated-ensembles-db30") and "official" in get("isolated-ensembles-db30")["results"]:
             e = get("isolated-ensembles-db30")["results"]["official"]
             shown += (f"; floor 30 dB: {_pct(float(np.mean(e['alone'])))} over three seeds, their ensemble "
@@ -900,6 +926,11 @@ def main() -> int:
         print(f"[{datetime.now(timezone.utc):%H:%M:%S}] {name} {json.dumps(options)}", flush=True)
         if name == "rtf":
             record = real_time_factor(args.data, runs)
+        elif name == "isolated-ensembles5-db30":  # five seeds, held-out voices only
+            record = {"name": name, "options": {}, "load_before": [round(x, 2) for x in os.getloadavg()],
+                      "results": {s: isolated_ensemble([runs / f"isolated-{s}-db30{k}" for k in
+                                                        ("", "-seed1", "-seed2", "-seed3", "-seed4")], args.data)
+                                  for s in SPEAKERS}}
         elif name.startswith("isolated-ensembles-"):  # the same, for a front-end variant
             variant = name[len("isolated-ensembles-"):]
             record = {"name": name, "options": {}, "load_before": [round(x, 2) for x in os.getloadavg()],
