@@ -42,8 +42,6 @@ SPEC, SPEED, NOISE = {"spec_augment": True}, {"speed": True}, {"noise": True}
 SPEED20 = {"speed": True, "speed_change": 0.2}  # factors 0.8, 1.0, 1.2
 ISOLATED_EPOCHS = 12
 ISOLATED_AUG_EPOCHS = 30
-# Front-ends and regularisation measured on every held-out speaker (isolated digits): fewer or smoother
-# spectral features drop speaker detail (pitch harmonics, exact formant positions); more dropout, fewer units.
 # The features every experiment is measured with unless it says otherwise: log-mel floored 80 dB below the
 # loudest, rnnlab's default until the front-end study below showed 30 dB generalising better (now the default).
 BASE_FEATURES = {"top_db": 80.0}
@@ -55,6 +53,8 @@ VARIANT_LABELS = {"": "log-mel 40, floor 80 dB (the recipe above)", "mfcc": "MFC
                   "db20": "log-mel 40, floor 20 dB", "mfcc-db30": "MFCC 13 of 40 bands, floor 30 dB",
                   "db30-speed": "log-mel 40, floor 30 dB, speed 0.9/1/1.1, 20 epochs",
                   "db30-specaugment": "log-mel 40, floor 30 dB, SpecAugment, 20 epochs"}
+# Front-ends and regularisation measured on every held-out speaker (isolated digits): fewer or smoother
+# spectral features drop speaker detail (pitch harmonics, exact formant positions); more dropout, fewer units.
 ISOLATED_VARIANTS = {"mfcc": {"features": MFCC}, "mel20": {"features": {"n_mels": 20}},
                      "drop3": {"model": {"dropout": 0.3}}, "h64": {"model": {"hidden": 64}},
                      # the speakers' recordings differ in noise floor (10th-percentile frame 13-50 dB below the
@@ -279,6 +279,19 @@ def isolated_ensemble(run_dirs: list[Path], data: str) -> dict:
     return {"split": split, "alone": alone, "ensemble": together, "members": [p.name for p in run_dirs]}
 
 
+def ensemble_record(name: str, runs: Path, data: str) -> dict:
+    """``isolated-ensembles[5][-VARIANT]``: per held-out speaker (and the official split, for three seeds),
+    the seeds' isolated runs alone and as one ensemble (:func:`isolated_ensemble`)."""
+    rest = name[len("isolated-ensembles"):]
+    five = rest.startswith("5")
+    variant = rest.lstrip("5")  # "" or "-db30"
+    seeds = ("", "-seed1", "-seed2", "-seed3", "-seed4") if five else ("", "-seed1", "-seed2")
+    splits = SPEAKERS if five else (*SPEAKERS, "official")
+    return {"name": name, "options": {}, "load_before": [round(x, 2) for x in os.getloadavg()],
+            "results": {s: isolated_ensemble([runs / f"isolated-{s}{variant}{k}" for k in seeds], data)
+                        for s in splits}}
+
+
 def run_experiment(name: str, options: dict, data: str, runs: Path) -> dict:
     out = runs / name
     run = SpeechRunConfig(**{"data": data, **options.get("run", {})})
@@ -483,6 +496,13 @@ def _mean_of_six(get, pattern: str, accuracy: bool) -> float | None:
     return float(np.mean([1 - r["results"]["der"] if accuracy else r["results"]["der"] for r in found]))
 
 
+def _seeds_and_ensemble(get, name: str, splits) -> str:
+    """"mean of the seeds%, ensemble%" of an isolated-ensembles record over ``splits`` (averaged)."""
+    ens = get(name)["results"]
+    return (f"{_pct(float(np.mean([np.mean(ens[s]['alone']) for s in splits])))} over three seeds, ensemble "
+            f"{_pct(float(np.mean([ens[s]['ensemble'] for s in splits])))}")
+
+
 def _floor_note(get) -> str:
     """The bullet on the log-mel floor (the front-end study), from the measured runs."""
     iso = {v: _mean_of_six(get, "isolated-{s}" + (f"-{v}" if v else ""), True) for v in VARIANT_LABELS}
@@ -500,14 +520,15 @@ def _floor_note(get) -> str:
         seeds = float(np.mean([np.mean(ens[s]["alone"]) for s in SPEAKERS]))
         text += (f" Over seeds 0, 1 and 2 the 30 dB floor gives {_pct(seeds)} on average and their ensemble "
                  f"**{_pct(float(np.mean([ens[s]['ensemble'] for s in SPEAKERS])))}** — just short of the 85% goal "
-                 f"(80 dB: 74.40% and 76.07%).")
+                 f"(80 dB: {_seeds_and_ensemble(get, 'isolated-ensembles', SPEAKERS)}).")
         five = (get("isolated-ensembles5-db30") or {}).get("results", {})
         if all(s in five for s in SPEAKERS):
             text += (f" Five seeds do not close it: mean {_pct(float(np.mean([np.mean(five[s]['alone']) for s in SPEAKERS])))}"
                      f", ensemble {_pct(float(np.mean([five[s]['ensemble'] for s in SPEAKERS])))}.")
         if "official" in ens:
             text += (f" On the official split it changes little: {_pct(float(np.mean(ens['official']['alone'])))} "
-                     f"over three seeds, ensemble {_pct(ens['official']['ensemble'])} (80 dB: 96.56%, 96.67%).")
+                     f"over three seeds, ensemble {_pct(ens['official']['ensemble'])} (80 dB: "
+                     f"{_seeds_and_ensemble(get, 'isolated-ensembles', ('official',))}).")
     con8, con16 = (_mean_of_six(get, "connected-{s}-db30" + t, False) for t in ("", "-16ep"))
     valid = [get(f"connected-{s}-db30")["results"]["valid_der"] for s in SPEAKERS if get(f"connected-{s}-db30")]
     if con8 is not None:
@@ -531,12 +552,16 @@ def _floor_note(get) -> str:
     official, plateau = get("connected-official-db30"), get("connected-official-db30-plateau1-20ep")
     if official:
         text += (f" On the official split (seen voices) connected digits make {_pct(official['results']['der'])} DER "
-                 f"after 8 epochs with the 30 dB floor against 3.72% with 80 dB")
+                 f"after 8 epochs with the 30 dB floor against {_pct(get('connected-official')['results']['der'])} "
+                 "with 80 dB")
         if plateau:
             res = plateau["results"]
+            best_80 = min(get(n)["results"]["der"] for n in ("connected-official-plateau-20ep",
+                                                               "connected-official-plateau1-24ep") if get(n))
             text += (f"; trained 20 epochs with the plateau schedule (patience 1) from scratch the best validation loss "
                      f"stays at epoch {res.get('best_epoch')} ({_pct(res['der'])} test DER, validation DER "
-                     f"{_pct(res['valid_der'])}), while the 80 dB floor reached 1.54% with the plateau schedule (20 and 24 epochs): for the seen voices "
+                     f"{_pct(res['valid_der'])}), while the 80 dB floor reached {_pct(best_80)} with the plateau schedule "
+                     "(20 and 24 epochs): for the seen voices "
                      "the 30 dB floor trains faster but not further")
         text += "."
     text += (" The floor (and every variant here) was chosen by the held-out voices' test accuracy, so these "
@@ -548,10 +573,9 @@ def _floor_note(get) -> str:
 def background_levels(data: str) -> dict:
     """Per speaker, over their recordings: how far below the recording's loudest 10 ms frame its quietest
     frames lie (10th percentile of frame energy, dB) - the median recording, and the 10th/90th percentile."""
-    gaps = {}
+    gaps, hop = {}, FSDD_RATE // 100  # 10 ms frames
     for r in load_fsdd(data):
         x = np.asarray(r.samples, dtype=np.float64)
-        hop = FSDD_RATE // 100  # 10 ms
         frames = x[:len(x) // hop * hop].reshape(-1, hop)
         energy = 10 * np.log10((frames ** 2).mean(1) + 1e-12)
         gaps.setdefault(r.speaker, []).append(float(energy.max() - np.percentile(energy, 10)))
@@ -639,6 +663,13 @@ def _front_end_sections(get) -> list[str]:
     return lines
 
 
+def _aux_loads(records: dict) -> str:
+    """The load before each record that trained nothing (ensembles, background levels), for the header."""
+    aux = [(n, r["load_before"][0]) for n, r in records.items()
+           if n.startswith("isolated-ensembles") or n == "background-levels"]
+    return ", ".join(f"{n} {load}" for n, load in aux) or "none measured"
+
+
 def write_report(jsonl: Path, md: Path) -> None:
     """speech.md from every JSON line measured so far (the latest record of each name)."""
     records = {}
@@ -655,7 +686,9 @@ def write_report(jsonl: Path, md: Path) -> None:
              "at a time (load 2.0–3.5); in a later session (front-end study, 19:49–21:40 UTC) again two of this "
              "project's runs at a time (load 2.0–3.0; the test suite ran beside them 21:03–21:10), and the same "
              "computation took 1.2–1.8x the CPU time of the earlier session (a connected epoch 50–57 CPU s against "
-             "28–34 s), so compare CPU times only within one session. These "
+             "28–34 s), so compare CPU times only within one session. Every training run's load (1 min, before it) is in "
+             "the load column of the Runs table; the ensembles and background levels only evaluate saved models or "
+             f"read the recordings (load before them: {_aux_loads(records)}). These "
              "figures are not comparable with idle-machine figures (e.g. the idle reruns in speed.md, record.md, "
              "explicit_gru.md, deploy.md, load < 1); compare only ratios taken within one run, and CPU times rather "
              "than wall times.", "",
@@ -926,25 +959,11 @@ def main() -> int:
         print(f"[{datetime.now(timezone.utc):%H:%M:%S}] {name} {json.dumps(options)}", flush=True)
         if name == "rtf":
             record = real_time_factor(args.data, runs)
-        elif name == "isolated-ensembles5-db30":  # five seeds, held-out voices only
-            record = {"name": name, "options": {}, "load_before": [round(x, 2) for x in os.getloadavg()],
-                      "results": {s: isolated_ensemble([runs / f"isolated-{s}-db30{k}" for k in
-                                                        ("", "-seed1", "-seed2", "-seed3", "-seed4")], args.data)
-                                  for s in SPEAKERS}}
-        elif name.startswith("isolated-ensembles-"):  # the same, for a front-end variant
-            variant = name[len("isolated-ensembles-"):]
-            record = {"name": name, "options": {}, "load_before": [round(x, 2) for x in os.getloadavg()],
-                      "results": {s: isolated_ensemble([runs / f"isolated-{s}-{variant}{k}" for k in ("", "-seed1",
-                                                                                                     "-seed2")], args.data)
-                                  for s in (*SPEAKERS, "official")}}
+        elif name.startswith("isolated-ensembles"):
+            record = ensemble_record(name, runs, args.data)
         elif name == "background-levels":
             record = {"name": name, "options": {}, "load_before": [round(x, 2) for x in os.getloadavg()],
                       "results": background_levels(args.data)}
-        elif name == "isolated-ensembles":
-            record = {"name": name, "options": {}, "load_before": [round(x, 2) for x in os.getloadavg()],
-                      "results": {s: isolated_ensemble([runs / f"isolated-{s}", runs / f"isolated-{s}-seed1",
-                                                        runs / f"isolated-{s}-seed2"], args.data)
-                                  for s in (*SPEAKERS, "official")}}
         else:
             record = run_experiment(name, options, args.data, runs)
         record.update(date=datetime.now(timezone.utc).isoformat(timespec="seconds"), machine=machine(),
