@@ -7,7 +7,15 @@ import pytest
 import torch
 
 from rnnlab.errors import ConfigError, DataError, InputShapeError
-from rnnlab.models.ctc import align, collapse, greedy_decode, label_confidences, prefix_beam_search
+from rnnlab.models.ctc import (
+    align,
+    collapse,
+    combine,
+    greedy_decode,
+    label_confidences,
+    log_likelihood,
+    prefix_beam_search,
+)
 
 
 def _log(rows):
@@ -93,6 +101,43 @@ def test_label_confidences_and_spans():
     assert spans == [(1, 2), (4, 4)]
     assert confidences == pytest.approx([0.85, 0.8])
     assert label_confidences(y, []) == ([], [])
+
+
+@pytest.mark.parametrize("seed", range(4))
+def test_log_likelihood_is_the_sum_over_paths(seed):
+    rng = np.random.default_rng(seed)
+    T, C = 5, 3
+    y = np.log(rng.dirichlet(np.ones(C) * 0.7, size=T))
+    totals = _brute_force(y)
+    for labels in ([], [1], [2, 1], [1, 1], [1, 2, 1], [2, 2, 1]):
+        expected = math.log(totals[tuple(labels)]) if tuple(labels) in totals else -math.inf
+        assert log_likelihood(y, labels) == pytest.approx(expected, rel=1e-12)
+    nll = torch.nn.functional.ctc_loss(torch.from_numpy(y).unsqueeze(1), torch.tensor([[1, 1]]), torch.tensor([T]),
+                                       torch.tensor([2]), reduction="sum")
+    assert log_likelihood(y, [1, 1]) == pytest.approx(-nll.item(), rel=1e-9)
+    assert log_likelihood(y[:2], [1, 1, 2]) == -math.inf  # "a - a b" needs 4 frames
+
+
+def test_combine_multiplies_the_models_probabilities():
+    # Two models hear "a" (label 1) on different frames: averaging their posteriors frame by frame is blank
+    # everywhere (a spike of 0.9 averages to 0.45 < 0.5), but each model's own labelling is "a".
+    first = _log([[.05, .9, .05], [.9, .05, .05], [.9, .05, .05]])
+    second = _log([[.9, .05, .05], [.9, .05, .05], [.05, .9, .05]])
+    average = np.log((np.exp(first) + np.exp(second)) / 2)
+    assert greedy_decode(average) == []
+    best, totals = combine([first, second], [greedy_decode(first), greedy_decode(second), []])
+    assert best == [1]
+    assert totals[0] == pytest.approx(log_likelihood(first, [1]) + log_likelihood(second, [1]))
+    # Disagreeing models: the product decides. p1(a) = 0.6, p1(b) = 0.3; p2(a) = 0.2, p2(b) = 0.7:
+    # 0.6 * 0.2 = 0.12 < 0.3 * 0.7 = 0.21, so "b" although the first model prefers "a" more strongly.
+    one, two = _log([[.1, .6, .3]]), _log([[.1, .2, .7]])
+    best, totals = combine([one, two], [[1], [2]])
+    assert best == [2] and np.exp(totals) == pytest.approx([0.12, 0.21])
+    assert combine([one, two], [[2], [2]])[0] == [2]  # ties: the first
+    with pytest.raises(ConfigError, match="at least one candidate"):
+        combine([one], [])
+    with pytest.raises(ConfigError, match="at least one model"):
+        combine([], [[1]])
 
 
 def test_bad_arguments():

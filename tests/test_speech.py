@@ -27,12 +27,12 @@ from rnnlab.train import TrainConfig, Trainer
 SPEAKERS = ("ann", "bob")
 
 
-def make_fsdd(root, takes=12, seconds=0.12, rate=8000):
+def make_fsdd(root, takes=12, seconds=0.12, rate=8000, speakers=SPEAKERS):
     """A tiny FSDD look-alike: digit d is a tone at 300 + 150 d Hz, a speaker shifts it a little."""
     folder = root / "recordings"
     folder.mkdir(parents=True)
     t = np.arange(int(seconds * rate)) / rate
-    for s, speaker in enumerate(SPEAKERS):
+    for s, speaker in enumerate(speakers):
         for d in range(10):
             for take in range(takes):
                 tone = 0.4 * np.sin(2 * np.pi * (300 + 150 * d + 20 * s + take) * t) * np.hanning(len(t))
@@ -61,6 +61,22 @@ def test_load_and_split(fsdd):
         split_fsdd(recordings, "speaker:carol")
     with pytest.raises(DataError, match="unknown split 'random'"):
         split_fsdd(recordings, "random")
+
+
+def test_nested_held_out_split_leaves_the_outer_voice_out(tmp_path):
+    recordings = load_fsdd(make_fsdd(tmp_path, takes=6, seconds=0.05, speakers=("ann", "bob", "cid")))
+    inner = split_fsdd(recordings, "speaker:bob/without:cid")
+    assert {r.speaker for r in inner["test"]} == {"bob"} and len(inner["test"]) == 60
+    assert {(r.speaker, r.take) for r in inner["train"]} == {("ann", 5)}
+    assert {r.speaker for r in inner["valid"]} == {"ann"} and len(inner["valid"]) == 50
+    plain = split_fsdd(recordings, "speaker:bob")
+    assert {r.speaker for r in plain["train"]} == {"ann", "cid"}
+    for bad, message in (("speaker:bob/without:dan", "no recordings of speaker 'dan'"),
+                         ("speaker:bob/without:bob", "cannot also be left out"),
+                         ("speaker:bob/only:ann", "expected speaker:NAME/without:OTHER"),
+                         ("speaker:bob/without:ann,cid", "leaves no train recordings")):
+        with pytest.raises(DataError, match=message):
+            split_fsdd(recordings, bad)
 
 
 def test_missing_or_empty_data_directory(tmp_path):

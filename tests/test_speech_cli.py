@@ -61,6 +61,28 @@ def test_evaluate_and_report(trained, capsys):
     assert "Speech recognition: test results" in html and "Digit confusion" in html and "speech_samples.png" in html
 
 
+def test_ensemble_of_runs(trained, fsdd, tmp_path, capsys):
+    from rnnlab.runs.speech import evaluate_speech
+
+    alone = evaluate_speech(trained)
+    # A run decoded with itself: the same candidate wins, so the scores are the run's own.
+    same = evaluate_speech(trained, ensemble=[trained])
+    assert same["ensemble"] == [str(trained), str(trained)]
+    assert {k: same[k] for k in ("der", "ser", "per_speaker")} == {k: alone[k] for k in ("der", "ser", "per_speaker")}
+    other = tmp_path / "other"  # another seed: decoded together with the first from the command line
+    assert main(["train", "speech", "--data", str(fsdd), "--out", str(other), "--epochs", "1", "--seed", "1", *TINY]) == 0
+    capsys.readouterr()
+    assert main(["evaluate", str(trained), "--ensemble", str(other)]) == 0
+    out = capsys.readouterr().out
+    assert "ensemble of 2 runs" in out and "test digit error rate" in out
+    isolated = tmp_path / "isolated"
+    assert main(["train", "speech", "--task", "isolated", "--data", str(fsdd), "--out", str(isolated), "--epochs", "1",
+                 *TINY]) == 0
+    assert evaluate_speech(isolated, ensemble=[isolated])["der"] == evaluate_speech(isolated)["der"]
+    _one_line_error(capsys, ["evaluate", str(trained), "--ensemble", str(isolated)],
+                    "task 'isolated', split 'official'; an ensemble with")
+
+
 def test_resume_continues_to_the_same_parameters(fsdd, tmp_path):
     from safetensors.torch import load_file
 

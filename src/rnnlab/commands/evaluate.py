@@ -34,8 +34,8 @@ def register(subparsers) -> None:
     ev.add_argument("--batch-size", type=int, default=10, help="sequences scored at once (default: 10)")
     ev.add_argument("--int8", action="store_true", help="score the int8 (dynamically quantised) model")
     ev.add_argument("--beam", type=int, default=None, help="beam size for jobs that decode (default: the job's own)")
-    ev.add_argument("--ensemble", nargs="+", metavar="RUN", help="translation: other runs (same data and "
-                    "vocabularies) decoded together with RUN_DIR")
+    ev.add_argument("--ensemble", nargs="+", metavar="RUN", help="translation or speech: other runs (same data "
+                    "and vocabularies; speech: same task and split) decoded together with RUN_DIR")
     ev.set_defaults(func=run)
 
 
@@ -54,7 +54,7 @@ def run(args: argparse.Namespace) -> int:
         raise ConfigError(f"{run_dir} holds a {kind!r} run; rnnlab evaluate scores {', '.join(sorted(EVALUATORS))} runs")
     if getattr(args, "int8", False) and kind != "lm":
         raise ConfigError(f"--int8 scores language models; {run_dir} holds a {kind!r} run")
-    if getattr(args, "ensemble", None) and kind != "translate":
-        raise ConfigError(f"--ensemble decodes translation runs together; {run_dir} holds a {kind!r} run")
+    if getattr(args, "ensemble", None) and kind not in ("translate", "speech"):
+        raise ConfigError(f"--ensemble decodes translation or speech runs together; {run_dir} holds a {kind!r} run")
     module, function = EVALUATORS[kind].split(":")
     return getattr(importlib.import_module(module), function)(args)

@@ -6,6 +6,7 @@
     rnnlab train speech --frontend conv --schedule plateau --epochs 16 --out runs/conv   # conv subsampling, lr decay
     rnnlab transcribe runs/digits a.wav b.wav                              # "4 0 7 1", confidences, real-time factor
     rnnlab evaluate runs/digits --split test [--beam 8]                    # digit error rate, per speaker
+    rnnlab evaluate runs/digits --ensemble runs/digits2                    # two runs decoded together
     rnnlab train speech --out runs/digits --resume --epochs 12             # continue exactly where it stopped
 """
 from __future__ import annotations
@@ -115,5 +116,8 @@ def run_evaluate(args: argparse.Namespace) -> int:
     run_dir = Path(args.checkpoint)
     if not (run_dir / RUN_JSON).exists() and (run_dir.parent / RUN_JSON).exists():
         run_dir = run_dir.parent
-    print(describe(evaluate_speech(run_dir, split=args.split, beam=args.beam, data=args.data)))
+    results = evaluate_speech(run_dir, split=args.split, beam=args.beam, data=args.data, ensemble=args.ensemble or ())
+    if results.get("ensemble"):
+        print(f"ensemble of {len(results['ensemble'])} runs: {', '.join(results['ensemble'])}")
+    print(describe(results))
     return 0

@@ -7,7 +7,8 @@ is read once into memory (:func:`load_fsdd`, about 12 MB of float32). Splits (:f
   stopping and model choice, is carved from the training takes: takes 5–9; training uses takes 10–49.
 * ``speaker:NAME`` (held-out speaker): NAME's 500 recordings are the test set; the other five
   speakers give validation (their takes 0–4, i.e. seen speakers) and training (their takes 5–49).
-  Nothing of NAME is used for any choice.
+  Nothing of NAME is used for any choice. ``speaker:NAME/without:OTHER`` also leaves OTHER out of
+  training and validation (nested leave-one-speaker-out: choose settings without the outer test voice).
 
 Connected digits (:func:`connected_utterance`): 1–7 digits drawn uniformly (length uniform in
 1..7), each a random recording *of one speaker* from the split's pool, joined with pauses of
@@ -96,16 +97,25 @@ def load_fsdd(root: str | os.PathLike) -> list[Recording]:
 
 
 def split_fsdd(recordings: list[Recording], split: str = "official") -> dict[str, list[Recording]]:
-    """``{"train", "valid", "test"}`` lists of recordings for ``official`` or ``speaker:NAME``."""
+    """``{"train", "valid", "test"}`` lists of recordings for ``official``, ``speaker:NAME`` or
+    ``speaker:NAME/without:A[,B...]`` (NAME held out and A, B... left out of everything: the inner loop of
+    a nested leave-one-speaker-out, where the outer held-out voice must not help choose anything)."""
     if split == "official":
         parts = {"train": lambda r: r.take >= 10, "valid": lambda r: 5 <= r.take < 10, "test": lambda r: r.take < 5}
     elif split.startswith("speaker:"):
-        held = split.split(":", 1)[1]
+        held, _, rest = split.split(":", 1)[1].partition("/")
+        if rest and not rest.startswith("without:"):
+            raise DataError(f"split {split!r}: expected speaker:NAME/without:OTHER[,OTHER...] after the '/'")
+        left_out = set(rest[len("without:"):].split(",")) if rest else set()
         speakers = sorted({r.speaker for r in recordings})
-        if held not in speakers:
-            raise DataError(f"split {split!r}: no recordings of speaker {held!r}; speakers: {', '.join(speakers)}")
-        parts = {"train": lambda r: r.speaker != held and r.take >= 5,
-                 "valid": lambda r: r.speaker != held and r.take < 5, "test": lambda r: r.speaker == held}
+        for name in (held, *sorted(left_out)):
+            if name not in speakers:
+                raise DataError(f"split {split!r}: no recordings of speaker {name!r}; speakers: {', '.join(speakers)}")
+        if held in left_out:
+            raise DataError(f"split {split!r}: the held-out speaker {held!r} cannot also be left out")
+        seen = lambda r: r.speaker != held and r.speaker not in left_out  # noqa: E731
+        parts = {"train": lambda r: seen(r) and r.take >= 5, "valid": lambda r: seen(r) and r.take < 5,
+                 "test": lambda r: r.speaker == held}
     else:
         raise DataError(f"unknown split {split!r}; expected 'official' or 'speaker:NAME' (e.g. speaker:lucas)")
     out = {name: [r for r in recordings if keep(r)] for name, keep in parts.items()}

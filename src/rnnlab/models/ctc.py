@@ -16,6 +16,16 @@ blanks (``a a - a b -`` -> ``a a b``). The probability of a labelling l is the s
   best-path decoding when each frame is confident (as trained CTC outputs are), not in general.
 * :func:`align` (Viterbi forced alignment): the most probable path of a given labelling, hence each
   label's frames — used for per-label confidence (the highest posterior in its frames) and plots.
+* :func:`log_likelihood` (the CTC forward algorithm): ``log p(l | x)`` of a given labelling, summed
+  over all its paths in the log domain over the blank-extended sequence ``- l1 - l2 ... -``::
+
+      alpha[t, s] = (alpha[t-1, s] ⊕ alpha[t-1, s-1] ⊕ alpha[t-1, s-2]) + log y[t, ext_s]
+      (the s-2 term only when ext_s is a label different from ext_{s-2}); log p(l|x) = alpha[T-1, S-1] ⊕ alpha[T-1, S-2]
+
+* :func:`combine` (an ensemble of CTC models): the candidate labelling with the highest *product* of
+  the models' probabilities, ``argmax_l sum_m log p_m(l | x)``, over the models' own decodings. Averaging
+  the models' frame posteriors instead fails: separately trained CTC models put their label spikes
+  on different frames, and the average is blank nearly everywhere.
 
 Every function takes one utterance ``log_probs (T, C)`` (numpy or torch, natural log) and works in
 float64 numpy.
@@ -28,7 +38,8 @@ import numpy as np
 
 from rnnlab.errors import ConfigError, DataError, InputShapeError
 
-__all__ = ["greedy_decode", "prefix_beam_search", "align", "label_confidences", "collapse", "frames_needed"]
+__all__ = ["greedy_decode", "prefix_beam_search", "align", "label_confidences", "collapse", "frames_needed",
+           "log_likelihood", "combine"]
 
 
 def _array(log_probs) -> np.ndarray:
@@ -159,3 +170,40 @@ def label_confidences(log_probs, labels, blank: int = 0) -> tuple[list[float], l
         confidences.append(float(np.exp(y[frames, k].max())))
         spans.append((int(frames[0]), int(frames[-1])))
     return confidences, spans
+
+
+def log_likelihood(log_probs, labels, blank: int = 0) -> float:
+    """``log p(labels | x)`` under CTC (the forward algorithm, see the module docstring); ``-inf`` when the
+    labelling needs more frames than there are."""
+    y = _array(log_probs)
+    ext = [blank]
+    for k in labels:
+        ext += [int(k), blank]
+    ext = np.array(ext)
+    T, S = y.shape[0], len(ext)
+    if frames_needed(labels) > T:
+        return -math.inf
+    skip = np.zeros(S, dtype=bool)  # may come from s - 2: a label unlike the one before the blank
+    skip[2:] = (ext[2:] != blank) & (ext[2:] != ext[:-2])
+    alpha = np.full(S, -np.inf)
+    alpha[:2] = y[0, ext[:2]]
+    for t in range(1, T):
+        stay, step, jump = alpha, np.full(S, -np.inf), np.full(S, -np.inf)
+        step[1:] = alpha[:-1]
+        jump[2:] = np.where(skip[2:], alpha[:-2], -np.inf)
+        alpha = np.logaddexp(np.logaddexp(stay, step), jump) + y[t, ext]
+    return float(np.logaddexp(alpha[-1], alpha[-2]) if S > 1 else alpha[-1])
+
+
+def combine(log_probs_per_model, candidates, blank: int = 0) -> tuple[list[int], list[float]]:
+    """The candidate labelling with the highest summed log-likelihood over the models (ties: the first
+    candidate), and each candidate's sum. ``log_probs_per_model``: one ``(T_m, C)`` array per model for the
+    same utterance (frame counts may differ); ``candidates``: labellings, e.g. each model's own decoding."""
+    candidates = [list(c) for c in candidates]
+    if not candidates:
+        raise ConfigError("combine needs at least one candidate labelling")
+    models = [_array(lp) for lp in log_probs_per_model]
+    if not models:
+        raise ConfigError("combine needs the log-probabilities of at least one model")
+    totals = [sum(log_likelihood(lp, c, blank) for lp in models) for c in candidates]
+    return candidates[int(np.argmax(totals))], totals

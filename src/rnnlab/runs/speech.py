@@ -36,7 +36,7 @@ from rnnlab.data.speech import ConnectedConfig, connected_set, isolated_set, loa
 from rnnlab.errors import ConfigError, RunDirError
 from rnnlab.models.acoustic import AcousticConfig, AcousticModel
 from rnnlab.models.classifier import ClassifierConfig, SequenceClassifier
-from rnnlab.models.ctc import frames_needed, label_confidences
+from rnnlab.models.ctc import combine, frames_needed, label_confidences
 from rnnlab.rundir import check_run_dir_free, prepare_run_dir, read_run, update_run_json
 from rnnlab.tasks.classify import ClassifyTask
 from rnnlab.tasks.speech import (
@@ -59,7 +59,8 @@ DIGITS = [str(d) for d in range(10)]
 @dataclass
 class SpeechRunConfig:
     data: str = option("../shared/data/fsdd", "FSDD folder (holding recordings/ or the WAV files themselves)")
-    split: str = option("official", "official (takes 0-4 test) or speaker:NAME (NAME held out entirely)")
+    split: str = option("official", "official (takes 0-4 test), speaker:NAME (NAME held out entirely) or "
+                                    "speaker:NAME/without:A,B (A and B unused too)")
     task: str = option("connected", "connected digits with CTC, or isolated digits with the sequence classifier",
                        choices=("connected", "isolated"))
     utterances: int = option(2000, "connected training utterances drawn per epoch", min=1)
@@ -203,12 +204,17 @@ def _with_added_defaults(stored: dict) -> dict:
 
 def _score(net, run: SpeechRunConfig, task, utterances) -> dict:
     """Test scores overall and per speaker, and the digit confusion."""
-    references = [u.digits for u in utterances]
     if run.task == "isolated":
         logits, _ = task.predict(net, "test")
         hyps = [[int(k)] for k in logits.argmax(axis=1)]
     else:
         hyps, _ = decode_batch(net, task.eval_frames("test"), beam=run.beam)
+    return _scored(run, utterances, hyps)
+
+
+def _scored(run: SpeechRunConfig, utterances, hyps) -> dict:
+    """:func:`_score`'s results for given hypotheses (digit lists, one per utterance)."""
+    references = [u.digits for u in utterances]
     speakers = sorted({u.speaker for u in utterances})
     per_speaker = {}
     for s in speakers:
@@ -223,6 +229,35 @@ def _score(net, run: SpeechRunConfig, task, utterances) -> dict:
     if run.task == "isolated":
         out["accuracy"] = 1.0 - overall["ser"]
     return out
+
+
+def ensemble_hypotheses(members, utterances, task: str, *, beam: int = 1) -> list[list[int]]:
+    """Digits of each utterance decoded by several speech models together; ``members``: ``(model, spec)`` pairs
+    (:func:`load_speech_model`), each reading frames made with its own features.
+
+    * isolated: the digit with the highest mean of the members' class probabilities;
+    * connected: each member decodes alone (best path, or prefix beam search with ``beam``), and of those
+      candidate digit strings the one with the highest product of the members' CTC probabilities wins
+      (:func:`rnnlab.models.ctc.combine`; averaging CTC posteriors frame by frame would not work: the
+      members' label spikes fall on different frames).
+    """
+    if task == "isolated":
+        probabilities = []
+        for model, spec in members:
+            with torch.no_grad():
+                for u in utterances:
+                    x = torch.from_numpy(stacked(features(u.samples, spec["features"]), spec["stack"])).unsqueeze(0)
+                    probabilities.append(torch.softmax(model(x, torch.tensor([x.shape[1]])), dim=-1)[0].numpy())
+        mean = np.mean(np.reshape(probabilities, (len(members), len(utterances), -1)), axis=0)
+        return [[int(k)] for k in mean.argmax(axis=1)]
+    decoded = [decode_batch(model, [features(u.samples, spec["features"]) for u in utterances], beam=beam)
+               for model, spec in members]
+    hyps = []
+    for i in range(len(utterances)):
+        candidates = list(dict.fromkeys(tuple(d + 1 for d in h[i]) for h, _ in decoded))  # CTC labels, in member order
+        best, _ = combine([posteriors[i] for _, posteriors in decoded], candidates)
+        hyps.append([label - 1 for label in best])
+    return hyps
 
 
 def _figures(run_dir: Path, net, run: SpeechRunConfig, results: dict, utterances, feature_config) -> None:
@@ -277,23 +312,36 @@ def transcribe(run_dir, paths, *, beam: int = 1) -> list[dict]:
     return results
 
 
-def evaluate_speech(run_dir, *, split: str = "test", beam: int | None = None, data: str | None = None) -> dict:
-    """Score a run on its own ``split`` ("valid" or "test") of ``data`` (default: the run's data)."""
+def evaluate_speech(run_dir, *, split: str = "test", beam: int | None = None, data: str | None = None,
+                    ensemble=()) -> dict:
+    """Score a run on its own ``split`` ("valid" or "test") of ``data`` (default: the run's data); with
+    ``ensemble`` (other run directories of the same task and split), the runs decoded together
+    (:func:`ensemble_hypotheses`), recorded in ``results["ensemble"]``."""
     info = read_run(run_dir, kind="speech")
     cfg = info["config"]
     run = SpeechRunConfig(**{**cfg["run"], **({"data": data} if data else {}), **({"beam": beam} if beam else {})})
     if split not in ("valid", "test"):
         raise ConfigError(f"--split must be valid or test for a speech run; got {split!r}")
+    for other in ensemble:
+        theirs = read_run(other, kind="speech")["config"]["run"]
+        if (theirs["task"], theirs["split"]) != (run.task, run.split):
+            raise ConfigError(f"{other}: task {theirs['task']!r}, split {theirs['split']!r}; an ensemble with "
+                              f"{run_dir} needs task {run.task!r} on split {run.split!r}")
     connected = ConnectedConfig(**cfg["connected"])
     model, spec = load_speech_model(run_dir)
     splits = split_fsdd(load_fsdd(run.data), run.split)
     utterances = _eval_sets(splits, run, connected)[split]
     fc = spec["features"]
-    if run.task == "isolated":
+    if ensemble:
+        members = [(model, spec), *(load_speech_model(other) for other in ensemble)]
+        results = _scored(run, utterances, ensemble_hypotheses(members, utterances, run.task, beam=run.beam))
+        results["ensemble"] = [str(run_dir), *map(str, ensemble)]
+    elif run.task == "isolated":
         task = ClassifyTask({"test": _sequence_set(utterances, fc, spec["stack"])}, np.zeros(model.config.n_features),
                             np.ones(model.config.n_features), batch_size=256)
+        results = _score(model, run, task, utterances)
     else:
         task = SpeechTask(splits["train"], {"test": utterances}, fc, connected, AugmentConfig())
-    results = _score(model, run, task, utterances)
+        results = _score(model, run, task, utterances)
     results["split"] = split
     return results
