@@ -42,6 +42,7 @@ SPEC, SPEED, NOISE = {"spec_augment": True}, {"speed": True}, {"noise": True}
 SPEED20 = {"speed": True, "speed_change": 0.2}  # factors 0.8, 1.0, 1.2
 ISOLATED_EPOCHS = 12
 ISOLATED_AUG_EPOCHS = 30
+NESTED_FLOORS = (20, 25, 30, 45, 80)  # the log-mel floors (dB) of the front-end study, chosen among without the test voice
 # The features every experiment is measured with unless it says otherwise: log-mel floored 80 dB below the
 # loudest, rnnlab's default until the front-end study below showed 30 dB generalising better (now the default).
 BASE_FEATURES = {"top_db": 80.0}
@@ -161,6 +162,13 @@ def experiments() -> list[tuple[str, dict]]:
                                             "features": ISOLATED_VARIANTS["db30"]["features"], "seed": k})
             for s in SPEAKERS for k in (3, 4)]
     out += [("isolated-ensembles5-db30", {})]
+    out += [("connected-ensembles", {})]
+    # Nested leave-one-speaker-out: the floor chosen without the test voice. For each outer held-out voice,
+    # every floor of the grid is trained on four voices and tested on the fifth (each in turn); the floor with
+    # the best mean over those five inner voices is the outer voice's choice (seed 0, isolated digits).
+    out += [(f"nested-{outer}-{inner}-db{floor:g}",
+             {"run": {**isolated, "split": f"speaker:{inner}/without:{outer}"}, "features": {"top_db": float(floor)}})
+            for outer in SPEAKERS for inner in SPEAKERS if inner != outer for floor in NESTED_FLOORS]
     return out
 
 
@@ -257,26 +265,14 @@ def isolated_with_ctc(run_dir: Path, data: str, split: str) -> float:
 
 
 def isolated_ensemble(run_dirs: list[Path], data: str) -> dict:
-    """Test accuracy of isolated-digit runs (same split) alone and together: the mean of their softmax outputs."""
-    from rnnlab.data.audio import features
-    from rnnlab.data.labelled_sequences import SequenceSet
-    from rnnlab.runs.speech import load_speech_model
-    from rnnlab.tasks.classify import ClassifyTask
-    from rnnlab.tasks.speech import stacked
+    """Test accuracy of isolated-digit runs (same split) alone and together (``rnnlab evaluate --ensemble``:
+    the mean of their class probabilities)."""
+    from rnnlab.runs.speech import evaluate_speech
 
-    split = json.loads((run_dirs[0] / "run.json").read_text())["config"]["run"]["split"]
-    test = split_fsdd(load_fsdd(data), split)["test"]
-    probabilities, alone = [], []
-    for run_dir in run_dirs:
-        model, spec = load_speech_model(run_dir)
-        sequences = [stacked(features(r.samples, spec["features"]), spec["stack"]) for r in test]
-        task = ClassifyTask({"test": SequenceSet(sequences, np.array([r.digit for r in test]), [str(d) for d in range(10)])},
-                            np.zeros(model.config.n_features), np.ones(model.config.n_features), batch_size=256)
-        logits, labels = task.predict(model, "test")
-        probabilities.append(torch.softmax(torch.from_numpy(logits), -1).numpy())
-        alone.append(float(np.mean(logits.argmax(1) == labels)))
-    together = float(np.mean(np.mean(probabilities, 0).argmax(1) == labels))
-    return {"split": split, "alone": alone, "ensemble": together, "members": [p.name for p in run_dirs]}
+    alone = [evaluate_speech(d, data=data) for d in run_dirs]
+    together = evaluate_speech(run_dirs[0], data=data, ensemble=run_dirs[1:])
+    return {"split": alone[0]["data_split"], "alone": [r["accuracy"] for r in alone], "ensemble": together["accuracy"],
+            "members": [p.name for p in run_dirs]}
 
 
 def ensemble_record(name: str, runs: Path, data: str) -> dict:
@@ -290,6 +286,34 @@ def ensemble_record(name: str, runs: Path, data: str) -> dict:
     return {"name": name, "options": {}, "load_before": [round(x, 2) for x in os.getloadavg()],
             "results": {s: isolated_ensemble([runs / f"isolated-{s}{variant}{k}" for k in seeds], data)
                         for s in splits}}
+
+
+# Connected-digit ensembles (rnnlab evaluate --ensemble): members by a fixed rule, not by their test scores.
+# Held out: the two 16-epoch models (floors 80 and 30 dB), then with their 8-epoch starts too. Official: the
+# longest-trained model of each floor, then every official run of the default model and utterances (one per
+# distinct model: connected-official-db30's best checkpoint is the same epoch-6 model as its plateau run's).
+CONNECTED_ENSEMBLES = {
+    "held-out": {"pair": ("connected-{s}-16ep", "connected-{s}-db30-16ep"),
+                 "four": ("connected-{s}-16ep", "connected-{s}-db30-16ep", "connected-{s}", "connected-{s}-db30")},
+    "official": {"pair": ("connected-official-plateau1-24ep", "connected-official-db30-plateau1-20ep"),
+                 "six": ("connected-official-plateau1-24ep", "connected-official-db30-plateau1-20ep",
+                         "connected-official-plateau-20ep", "connected-official-plateau-12ep", "connected-official-16ep",
+                         "connected-official")}}
+
+
+def connected_ensembles(runs: Path, data: str) -> dict:
+    """Test scores of the ensembles in :data:`CONNECTED_ENSEMBLES`, per held-out speaker and on the official split."""
+    from rnnlab.runs.speech import evaluate_speech
+
+    out = {}
+    for split in (*SPEAKERS, "official"):
+        for label, pattern in CONNECTED_ENSEMBLES["official" if split == "official" else "held-out"].items():
+            members = [runs / name.format(s=split) for name in pattern]
+            res = evaluate_speech(members[0], data=data, ensemble=members[1:])
+            out.setdefault(split, {})[label] = {
+                "members": [m.name for m in members], "per_speaker": res["per_speaker"],
+                **{k: res[k] for k in ("der", "ser", "substitutions", "deletions", "insertions")}}
+    return out
 
 
 def run_experiment(name: str, options: dict, data: str, runs: Path) -> dict:
@@ -663,10 +687,107 @@ def _front_end_sections(get) -> list[str]:
     return lines
 
 
+def _connected_ensemble_section(get) -> list[str]:
+    """The connected-digit ensembles: each member alone (from its run record) and the ensembles."""
+    ens = (get("connected-ensembles") or {}).get("results")
+    if not ens:
+        return []
+    lines = ["## Ensembles of connected-digit models (held-out voices and the official split)", "",
+             "`rnnlab evaluate RUN --ensemble RUN2 ...`: every member decodes alone (best path), and of those "
+             "candidate digit strings the one with the highest product of the members' CTC probabilities "
+             "(forward algorithm) wins. Averaging the members' frame posteriors instead fails outright — their "
+             "label spikes fall on different frames, so the average is blank almost everywhere (tried first: "
+             "nearly every digit deleted). Members by a fixed rule, not by test score: held out, the two "
+             "16-epoch models (floors 80 and 30 dB), then with their 8-epoch starts too; official, the "
+             "longest-trained model of each floor, then every official run of the default model. Evaluation only "
+             "(no training); DER on the same test utterances as the members.", "",
+             "| test | members alone | ensemble of 2 | ensemble of all | deletions / insertions (all) |",
+             "|---|---|---|---|---|"]
+    for split in (*SPEAKERS, "official"):
+        if split not in ens:
+            continue
+        labels = list(ens[split])
+        alone = ", ".join(f"{name} {_pct(get(name)['results']['der']) if get(name) else '–'}"
+                          for name in ens[split][labels[-1]]["members"])
+        big = ens[split][labels[-1]]
+        lines.append(f"| {split} | {alone} | {_pct(ens[split][labels[0]]['der'])} | {_pct(big['der'])} "
+                     f"({len(big['members'])}) | {_pct(big['deletions'])} / {_pct(big['insertions'])} |")
+    if all(s in ens for s in SPEAKERS):
+        pair, four = (float(np.mean([ens[s][k]["der"] for s in SPEAKERS])) for k in ("pair", "four"))
+        single = [float(np.mean([get(p.format(s=s))["results"]["der"] for s in SPEAKERS]))
+                  for p in CONNECTED_ENSEMBLES["held-out"]["pair"]]
+        lines.append(f"| **mean of six held out** | 16 epochs: 80 dB {_pct(single[0])}, 30 dB {_pct(single[1])} | "
+                     f"**{_pct(pair)}** | **{_pct(four)}** (4) | |")
+    lines.append("")
+    return lines
+
+
+def _outer_test(get, speaker: str, floor: float):
+    """The seed-0 isolated run of the front-end study that tests ``speaker`` (trained on the other five) at ``floor``."""
+    return get(f"isolated-{speaker}" if floor == BASE_FEATURES["top_db"] else f"isolated-{speaker}-db{floor:g}")
+
+
+def nested_choice(get) -> dict:
+    """Per outer held-out voice: the inner mean accuracy of each floor over the five other voices (each held
+    out of four), the floor with the best inner mean (ties: the first in ``NESTED_FLOORS``) and the outer
+    voice's test accuracy with it. Voices whose inner runs are not all measured are left out."""
+    out = {}
+    for outer in SPEAKERS:
+        runs = {f: [get(f"nested-{outer}-{inner}-db{f:g}") for inner in SPEAKERS if inner != outer] for f in NESTED_FLOORS}
+        if not all(all(rs) for rs in runs.values()):
+            continue
+        inner = {f: float(np.mean([1 - r["results"]["der"] for r in rs])) for f, rs in runs.items()}
+        chosen = max(NESTED_FLOORS, key=lambda f: (inner[f], -NESTED_FLOORS.index(f)))
+        test = _outer_test(get, outer, chosen)
+        out[outer] = {"inner": inner, "chosen": chosen, "test": 1 - test["results"]["der"] if test else None,
+                      "cpu_s": float(np.mean([r["results"].get("train_cpu_s", r["cpu_s"]) for rs in runs.values()
+                                              for r in rs]))}
+    return out
+
+
+def _nested_section(get) -> list[str]:
+    """The nested leave-one-speaker-out choice of the log-mel floor, as far as it is measured."""
+    choice = nested_choice(get)
+    started = [s for s in SPEAKERS if any(get(f"nested-{s}-{i}-db{f:g}") for i in SPEAKERS for f in NESTED_FLOORS)]
+    if not started:
+        return []
+    floors = " | ".join(f"{f:g} dB" for f in NESTED_FLOORS)
+    lines = ["## Choosing the floor without the test voice (nested leave-one-speaker-out, isolated digits)", "",
+             "The front-end study above chose the 30 dB floor by the held-out voices' own test accuracy. Here the "
+             "choice is made without them: for each outer held-out voice, every floor of the grid is trained on four "
+             "of the other five voices and tested on the fifth, each in turn (split `speaker:INNER/without:OUTER`, "
+             f"seed 0, {ISOLATED_EPOCHS} epochs); the floor with the best mean over those five inner voices is chosen, and "
+             "the outer voice's accuracy is that of the front-end study's run with the chosen floor (trained on all "
+             "five other voices). The mean of those outer accuracies is an honest estimate of the recipe "
+             "\"choose the floor by leave-one-speaker-out on your training voices\".", "",
+             f"| outer held-out voice | inner mean, {floors} | chosen | outer test, chosen | outer test, 30 dB | "
+             "train CPU per inner run |", "|---|" + "---|" * (len(NESTED_FLOORS) + 4)]
+    for s in SPEAKERS:
+        if s not in choice:
+            if s in started:
+                n = sum(bool(get(f"nested-{s}-{i}-db{f:g}")) for i in SPEAKERS for f in NESTED_FLOORS)
+                lines.append(f"| {s} | ({n} of {5 * len(NESTED_FLOORS)} inner runs measured) |" + " |" * (len(NESTED_FLOORS) + 3))
+            continue
+        c = choice[s]
+        best = max(c["inner"].values())
+        cells = " | ".join(f"**{_pct(v)}**" if v == best else _pct(v) for v in c["inner"].values())
+        at30 = _outer_test(get, s, 30.0)
+        lines.append(f"| {s} | {cells} | {c['chosen']:g} dB | {_pct(c['test'])} | "
+                     f"{_pct(1 - at30['results']['der'] if at30 else None)} | {c['cpu_s']:.0f} s |")
+    if len(choice) == len(SPEAKERS) and all(c["test"] is not None for c in choice.values()):
+        nested = float(np.mean([c["test"] for c in choice.values()]))
+        fixed = _mean_of_six(get, "isolated-{s}-db30", True)
+        lines.append(f"| **mean of six** | " + " | ".join(
+            _pct(float(np.mean([c["inner"][f] for c in choice.values()]))) for f in NESTED_FLOORS) +
+                     f" | | **{_pct(nested)}** | {_pct(fixed)} | |")
+    lines.append("")
+    return lines
+
+
 def _aux_loads(records: dict) -> str:
     """The load before each record that trained nothing (ensembles, background levels), for the header."""
     aux = [(n, r["load_before"][0]) for n, r in records.items()
-           if n.startswith("isolated-ensembles") or n == "background-levels"]
+           if n.startswith(("isolated-ensembles", "connected-ensembles")) or n == "background-levels"]
     return ", ".join(f"{n} {load}" for n, load in aux) or "none measured"
 
 
@@ -704,8 +825,9 @@ def write_report(jsonl: Path, md: Path) -> None:
              "recordings of that speaker (600 connected utterances). Validation never uses the test speaker.", ""]
     lines += ["## Runs", "", "| run | split | task | test | per speaker | train wall | train CPU | load |", "|---|---|---|---|---|---|---|---|"]
     for name, r in records.items():
-        if name in ("rtf", "isolated-ensembles", "background-levels") or name.startswith("isolated-ensembles"):
-            continue
+        if name in ("rtf", "background-levels", "connected-ensembles") or name.startswith(("isolated-ensembles",
+                                                                                             "nested-")):
+            continue  # (the nested runs are summarised in their own section)
         res = r["results"]
         value = f"accuracy {_pct(1 - res['der'])}" if res["task"] == "isolated" else \
             f"DER {_pct(res['der'])} (SER {_pct(res['ser'])})"
@@ -763,6 +885,10 @@ def write_report(jsonl: Path, md: Path) -> None:
             best = min((n for n in records if n.startswith("connected-official")), key=lambda n: records[n]["results"]["der"])
             value = records[best]["results"]["der"]
             shown = f"{_pct(value)} (best run: {best}; default 8 epochs: {_pct(measured[goal])})"
+            ens = (get("connected-ensembles") or {}).get("results", {}).get("official")
+            if ens:
+                shown += "; " + ", ".join(f"ensemble of {len(e['members'])}: {_pct(e['der'])}" for e in ens.values())
+                value = min([value, *(e["der"] for e in ens.values())])
         if goal == "connected held-out speaker, mean" and con_loso:
             shown += f" over {len(con_loso)} of 6 speakers ({', '.join(r['name'] for r in held_out.values() if r)})"
             longer = [get(f"connected-{s}-16ep")["results"]["der"] for s in SPEAKERS if get(f"connected-{s}-16ep")]
@@ -774,6 +900,12 @@ def write_report(jsonl: Path, md: Path) -> None:
                 if len(ders) == 6:
                     shown += f"; floor 30 dB, {16 if '16' in floor else 8} epochs: {_pct(float(np.mean(ders)))}"
                     value = min(value, float(np.mean(ders)))
+            ens = (get("connected-ensembles") or {}).get("results", {})
+            if all(s in ens for s in SPEAKERS):
+                pair, four = (float(np.mean([ens[s][k]["der"] for s in SPEAKERS])) for k in ("pair", "four"))
+                shown = (f"ensemble of the two 16-epoch models (80 and 30 dB): **{_pct(pair)}**, with their 8-epoch "
+                         f"starts (four): **{_pct(four)}**; single models: " + shown)
+                value = min(value, pair, four)
         ok = None if value is None else (value >= target if op == ">=" else value <= target)
         target_text = f"{op} {target}" if what == "RTF" else f"{op} {_pct(target)}"
         lines.append(f"| {goal} | {target_text} | {shown} | {'not measured' if ok is None else ('yes' if ok else 'no')} |")
@@ -814,6 +946,8 @@ def write_report(jsonl: Path, md: Path) -> None:
         mean16 = f"**{_pct(float(np.mean(longer)))}** ({len(longer)} of 6)" if longer else "–"
         lines += [f"| **mean of {len(ders)}** | **{_pct(float(np.mean(ders)))}** | | | | | | {mean16} | | |", ""]
     lines += _front_end_sections(get)
+    lines += _nested_section(get)
+    lines += _connected_ensemble_section(get)
     if get("isolated-ensembles"):
         ens = get("isolated-ensembles")["results"]
         lines += ["## Isolated digits, each speaker held out: three seeds and their ensemble", "",
@@ -961,6 +1095,9 @@ def main() -> int:
             record = real_time_factor(args.data, runs)
         elif name.startswith("isolated-ensembles"):
             record = ensemble_record(name, runs, args.data)
+        elif name == "connected-ensembles":
+            record = {"name": name, "options": {}, "load_before": [round(x, 2) for x in os.getloadavg()],
+                      "results": connected_ensembles(runs, args.data)}
         elif name == "background-levels":
             record = {"name": name, "options": {}, "load_before": [round(x, 2) for x in os.getloadavg()],
                       "results": background_levels(args.data)}
