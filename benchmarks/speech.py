@@ -162,7 +162,7 @@ def experiments() -> list[tuple[str, dict]]:
                                             "features": ISOLATED_VARIANTS["db30"]["features"], "seed": k})
             for s in SPEAKERS for k in (3, 4)]
     out += [("isolated-ensembles5-db30", {})]
-    out += [("connected-ensembles", {})]
+    out += [("connected-ensembles", {}), ("rtf-ensemble", {})]
     # Nested leave-one-speaker-out: the floor chosen without the test voice. For each outer held-out voice,
     # every floor of the grid is trained on four voices and tested on the fifth (each in turn); the floor with
     # the best mean over those five inner voices is the outer voice's choice (seed 0, isolated digits).
@@ -347,13 +347,19 @@ def run_experiment(name: str, options: dict, data: str, runs: Path) -> dict:
             "load_before": [round(x, 2) for x in load], "load_after": [round(x, 2) for x in os.getloadavg()]}
 
 
-def real_time_factor(data: str, runs: Path, n: int = 60) -> dict:
-    """transcribe() on ``n`` connected test utterances (written as WAV) and on ``n`` single recordings."""
+def real_time_factor(data: str, runs: Path, n: int = 60, *, name: str = "rtf") -> dict:
+    """transcribe() on ``n`` connected test utterances (written as WAV) and on ``n`` single recordings; for
+    ``rtf-ensemble``, the official pair of :data:`CONNECTED_ENSEMBLES` alone (its first member) and together,
+    alternating file by file so that both see the same machine."""
     import soundfile
 
-    run_dir = runs / "connected-official"
-    if not (run_dir / "run.json").is_file():
-        raise SystemExit("rtf needs the connected-official run first")
+    pair = [runs / m for m in CONNECTED_ENSEMBLES["official"]["pair"]]
+    setups = ({"one model": (pair[0], ()), "ensemble of 2": (pair[0], pair[1:])} if name == "rtf-ensemble"
+              else {"": (runs / "connected-official", ())})
+    for run_dir, others in setups.values():
+        for d in (run_dir, *others):
+            if not (d / "run.json").is_file():
+                raise SystemExit(f"{name} needs the run {d.name} first")
     splits = split_fsdd(load_fsdd(data), "official")
     load = os.getloadavg()
     rows = {}
@@ -365,13 +371,18 @@ def real_time_factor(data: str, runs: Path, n: int = 60) -> dict:
             soundfile.write(paths[-1], u.samples, 8000, subtype="PCM_16")
         singles = [r.path for r in splits["test"][:n]]
         for label, files in (("connected (1-7 digits)", paths), ("isolated recordings", singles)):
-            transcribe(run_dir, files[:2])  # warm-up
-            out = transcribe(run_dir, files)
-            audio = sum(r["duration"] for r in out)
-            rows[label] = {"files": len(out), "audio_s": round(audio, 2),
-                           "rtf_wall": sum(r["seconds"] for r in out) / audio,
-                           "rtf_cpu": sum(r["cpu_seconds"] for r in out) / audio}
-    return {"name": "rtf", "options": {"threads": torch.get_num_threads()}, "results": rows,
+            outs = {setup: [] for setup in setups}
+            for run_dir, others in setups.values():
+                transcribe(run_dir, files[:2], ensemble=others)  # warm-up
+            for f in files:
+                for setup, (run_dir, others) in setups.items():
+                    outs[setup] += transcribe(run_dir, [f], ensemble=others)
+            for setup, out in outs.items():
+                audio = sum(r["duration"] for r in out)
+                rows[f"{label}, {setup}" if setup else label] = {
+                    "files": len(out), "audio_s": round(audio, 2), "rtf_wall": sum(r["seconds"] for r in out) / audio,
+                    "rtf_cpu": sum(r["cpu_seconds"] for r in out) / audio}
+    return {"name": name, "options": {"threads": torch.get_num_threads()}, "results": rows,
             "load_before": [round(x, 2) for x in load], "load_after": [round(x, 2) for x in os.getloadavg()]}
 
 
@@ -825,7 +836,7 @@ def write_report(jsonl: Path, md: Path) -> None:
              "recordings of that speaker (600 connected utterances). Validation never uses the test speaker.", ""]
     lines += ["## Runs", "", "| run | split | task | test | per speaker | train wall | train CPU | load |", "|---|---|---|---|---|---|---|---|"]
     for name, r in records.items():
-        if name in ("rtf", "background-levels", "connected-ensembles") or name.startswith(("isolated-ensembles",
+        if name in ("rtf", "rtf-ensemble", "background-levels", "connected-ensembles") or name.startswith(("isolated-ensembles",
                                                                                              "nested-")):
             continue  # (the nested runs are summarised in their own section)
         res = r["results"]
@@ -906,6 +917,10 @@ def write_report(jsonl: Path, md: Path) -> None:
                 shown = (f"ensemble of the two 16-epoch models (80 and 30 dB): **{_pct(pair)}**, with their 8-epoch "
                          f"starts (four): **{_pct(four)}**; single models: " + shown)
                 value = min(value, pair, four)
+        if goal == "real-time factor, one thread" and get("rtf-ensemble"):
+            rows = get("rtf-ensemble")["results"]
+            shown += (f" (connected-official); in one later run, one model {rows['connected (1-7 digits), one model']['rtf_wall']:.4f}"
+                      f" and the official ensemble of two {rows['connected (1-7 digits), ensemble of 2']['rtf_wall']:.4f}")
         ok = None if value is None else (value >= target if op == ">=" else value <= target)
         target_text = f"{op} {target}" if what == "RTF" else f"{op} {_pct(target)}"
         lines.append(f"| {goal} | {target_text} | {shown} | {'not measured' if ok is None else ('yes' if ok else 'no')} |")
@@ -1038,6 +1053,16 @@ def write_report(jsonl: Path, md: Path) -> None:
         for label, row in r["results"].items():
             lines.append(f"| {label} | {row['files']} | {row['audio_s']} | {row['rtf_wall']:.4f} | {row['rtf_cpu']:.4f} |")
         lines.append("")
+    if get("rtf-ensemble"):
+        r = get("rtf-ensemble")
+        lines += ["### Real-time factor of the official ensemble of two", "",
+                  f"The same measurement for `{CONNECTED_ENSEMBLES['official']['pair'][0]}` alone and decoding together "
+                  f"with `{CONNECTED_ENSEMBLES['official']['pair'][1]}` (`transcribe --ensemble`), file by file in turn "
+                  f"in one process; load average before: {r['load_before'][0]}.", "",
+                  "| audio | files | seconds of audio | RTF (wall) | RTF (CPU) |", "|---|---|---|---|---|"]
+        for label, row in r["results"].items():
+            lines.append(f"| {label} | {row['files']} | {row['audio_s']} | {row['rtf_wall']:.4f} | {row['rtf_cpu']:.4f} |")
+        lines.append("")
     unmeasured = ", ".join(f"`{n}`" for n, _ in experiments() if n not in records and not n.endswith("-all-aug")
                            and n not in ("connected-lucas-specaugment", "connected-lucas-speed"))
     iso_seeds = ""
@@ -1091,8 +1116,8 @@ def main() -> int:
         if (args.only and name not in args.only) or (name in done and not args.again):
             continue
         print(f"[{datetime.now(timezone.utc):%H:%M:%S}] {name} {json.dumps(options)}", flush=True)
-        if name == "rtf":
-            record = real_time_factor(args.data, runs)
+        if name in ("rtf", "rtf-ensemble"):
+            record = real_time_factor(args.data, runs, name=name)
         elif name.startswith("isolated-ensembles"):
             record = ensemble_record(name, runs, args.data)
         elif name == "connected-ensembles":

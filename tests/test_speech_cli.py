@@ -62,7 +62,7 @@ def test_evaluate_and_report(trained, capsys):
 
 
 def test_ensemble_of_runs(trained, fsdd, tmp_path, capsys):
-    from rnnlab.runs.speech import evaluate_speech
+    from rnnlab.runs.speech import evaluate_speech, transcribe
 
     alone = evaluate_speech(trained)
     # A run decoded with itself: the same candidate wins, so the scores are the run's own.
@@ -81,6 +81,17 @@ def test_ensemble_of_runs(trained, fsdd, tmp_path, capsys):
     assert evaluate_speech(isolated, ensemble=[isolated])["der"] == evaluate_speech(isolated)["der"]
     _one_line_error(capsys, ["evaluate", str(trained), "--ensemble", str(isolated)],
                     "task 'isolated', split 'official'; an ensemble with")
+    # transcribe: a run with itself gives its own digits and confidences; the real-time factor counts both
+    tone = tmp_path / "tone.wav"
+    soundfile.write(tone, 0.3 * np.sin(2 * np.pi * 750 * np.arange(4000) / 8000), 8000, subtype="PCM_16")
+    (one,), (two,) = transcribe(trained, [tone]), transcribe(trained, [tone], ensemble=[trained])
+    assert two["digits"] == one["digits"] and two["confidences"] == pytest.approx(one["confidences"])
+    (one,), (two,) = transcribe(isolated, [tone]), transcribe(isolated, [tone], ensemble=[isolated])
+    assert two["digits"] == one["digits"] and two["confidences"] == pytest.approx(one["confidences"])
+    assert main(["transcribe", str(trained), str(tone), "--ensemble", str(other)]) == 0
+    assert f"{tone}:" in capsys.readouterr().out
+    _one_line_error(capsys, ["transcribe", str(trained), str(tone), "--ensemble", str(isolated)],
+                    "task 'isolated' at 8000 Hz; an ensemble with")
 
 
 def test_resume_continues_to_the_same_parameters(fsdd, tmp_path):

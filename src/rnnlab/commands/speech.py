@@ -5,6 +5,7 @@
     rnnlab train speech --task isolated --out runs/isolated                # one digit per recording (baseline)
     rnnlab train speech --frontend conv --schedule plateau --epochs 16 --out runs/conv   # conv subsampling, lr decay
     rnnlab transcribe runs/digits a.wav b.wav                              # "4 0 7 1", confidences, real-time factor
+    rnnlab transcribe runs/digits a.wav --ensemble runs/digits2            # two runs decode together
     rnnlab evaluate runs/digits --split test [--beam 8]                    # digit error rate, per speaker
     rnnlab evaluate runs/digits --ensemble runs/digits2                    # two runs decoded together
     rnnlab train speech --out runs/digits --resume --epochs 12             # continue exactly where it stopped
@@ -45,6 +46,8 @@ def register(subparsers) -> None:
     parser.add_argument("audio", nargs="+", metavar="AUDIO", help="audio files (WAV, any rate; stereo is mixed down)")
     parser.add_argument("--beam", type=int, default=1, help="prefix beam width (default: 1, best path)")
     parser.add_argument("--threads", type=int, default=1, help="torch CPU threads (default: 1)")
+    parser.add_argument("--ensemble", nargs="+", metavar="RUN", default=(),
+                        help="other speech runs of the same task decoded together with RUN_DIR")
     parser.set_defaults(func=run_transcribe)
 
 
@@ -87,7 +90,7 @@ def run_transcribe(args: argparse.Namespace) -> int:
     apply_threads(args)
     if args.beam < 1:
         raise ConfigError(f"--beam must be >= 1, got {args.beam}")
-    results = transcribe(args.run_dir, args.audio, beam=args.beam)
+    results = transcribe(args.run_dir, args.audio, beam=args.beam, ensemble=args.ensemble)
     total_audio = sum(r["duration"] for r in results)
     for r in results:
         digits = " ".join(map(str, r["digits"])) or "(no digits)"

@@ -252,12 +252,7 @@ def ensemble_hypotheses(members, utterances, task: str, *, beam: int = 1) -> lis
         return [[int(k)] for k in mean.argmax(axis=1)]
     decoded = [decode_batch(model, [features(u.samples, spec["features"]) for u in utterances], beam=beam)
                for model, spec in members]
-    hyps = []
-    for i in range(len(utterances)):
-        candidates = list(dict.fromkeys(tuple(d + 1 for d in h[i]) for h, _ in decoded))  # CTC labels, in member order
-        best, _ = combine([posteriors[i] for _, posteriors in decoded], candidates)
-        hyps.append([label - 1 for label in best])
-    return hyps
+    return [[label - 1 for label in _best_of(decoded, i)] for i in range(len(utterances))]
 
 
 def _figures(run_dir: Path, net, run: SpeechRunConfig, results: dict, utterances, feature_config) -> None:
@@ -284,28 +279,52 @@ def load_speech_model(run_dir):
     return ckpt.model.eval(), spec
 
 
-def transcribe(run_dir, paths, *, beam: int = 1) -> list[dict]:
-    """Digits, per-digit confidence and timing of each audio file (all files are read and checked first).
+def _members(run_dir, ensemble=()) -> list[tuple]:
+    """``(model, spec)`` of ``run_dir`` and of each ``ensemble`` run, checked to share the task and sample rate."""
+    members = [load_speech_model(d) for d in (run_dir, *ensemble)]
+    task, rate = members[0][1]["task"], members[0][1]["features"].rate
+    for other, (_, spec) in zip(ensemble, members[1:]):
+        if (spec["task"], spec["features"].rate) != (task, rate):
+            raise ConfigError(f"{other}: task {spec['task']!r} at {spec['features'].rate} Hz; an ensemble with "
+                              f"{run_dir} needs task {task!r} at {rate} Hz")
+    return members
 
-    The real-time factor is processing time (features, network and decoding; reading the file
-    excluded) over audio duration, measured on the wall clock of this process.
+
+def _best_of(decoded, i: int) -> list[int]:
+    """CTC labels of utterance ``i`` chosen from the members' decodings ``[(hyps, posteriors), ...]`` (digits as in
+    :func:`~rnnlab.tasks.speech.decode_batch`) by :func:`~rnnlab.models.ctc.combine`."""
+    candidates = list(dict.fromkeys(tuple(d + 1 for d in hyps[i]) for hyps, _ in decoded))  # in member order
+    return combine([posteriors[i] for _, posteriors in decoded], candidates)[0]
+
+
+def transcribe(run_dir, paths, *, beam: int = 1, ensemble=()) -> list[dict]:
+    """Digits, per-digit confidence and timing of each audio file (all files are read and checked first);
+    with ``ensemble`` (other speech runs of the same task), the runs decode together as in
+    :func:`ensemble_hypotheses`, and a digit's confidence is the members' mean.
+
+    The real-time factor is processing time (features, network and decoding of every member; reading the
+    file excluded) over audio duration, measured on the wall clock of this process.
     """
-    model, spec = load_speech_model(run_dir)
-    fc = spec["features"]
-    audios = [read_audio(p, fc.rate) for p in paths]
+    members = _members(run_dir, ensemble)
+    task, rate = members[0][1]["task"], members[0][1]["features"].rate
+    audios = [read_audio(p, rate) for p in paths]
     results = []
     for audio in audios:
         started, cpu = time.perf_counter(), time.process_time()
-        frames = features(audio.samples, fc)
         with torch.no_grad():
-            if spec["task"] == "isolated":
-                x = torch.from_numpy(stacked(frames, spec["stack"])).unsqueeze(0)
-                probs = torch.softmax(model(x, torch.tensor([len(x[0])])), dim=-1)[0]
+            if task == "isolated":
+                probs = 0
+                for model, spec in members:
+                    x = torch.from_numpy(stacked(features(audio.samples, spec["features"]), spec["stack"])).unsqueeze(0)
+                    probs = probs + torch.softmax(model(x, torch.tensor([x.shape[1]])), dim=-1)[0] / len(members)
                 digits, confidences = [int(probs.argmax())], [float(probs.max())]
             else:
-                hyps, posteriors = decode_batch(model, [frames], beam=beam)
-                digits = hyps[0]
-                confidences, _ = label_confidences(posteriors[0], [d + 1 for d in digits])
+                decoded = [decode_batch(model, [features(audio.samples, spec["features"])], beam=beam)
+                           for model, spec in members]
+                labels = _best_of(decoded, 0)
+                digits = [label - 1 for label in labels]
+                confidences = np.mean([label_confidences(posteriors[0], labels)[0] for _, posteriors in decoded],
+                                      axis=0).tolist() if labels else []
         seconds = time.perf_counter() - started
         results.append({"path": audio.path, "digits": digits, "confidences": confidences, "duration": audio.duration,
                         "seconds": seconds, "cpu_seconds": time.process_time() - cpu, "notes": audio.notes()})
@@ -333,7 +352,7 @@ def evaluate_speech(run_dir, *, split: str = "test", beam: int | None = None, da
     utterances = _eval_sets(splits, run, connected)[split]
     fc = spec["features"]
     if ensemble:
-        members = [(model, spec), *(load_speech_model(other) for other in ensemble)]
+        members = _members(run_dir, ensemble)
         results = _scored(run, utterances, ensemble_hypotheses(members, utterances, run.task, beam=run.beam))
         results["ensemble"] = [str(run_dir), *map(str, ensemble)]
     elif run.task == "isolated":
