@@ -169,6 +169,7 @@ def experiments() -> list[tuple[str, dict]]:
     out += [(f"nested-{outer}-{inner}-db{floor:g}",
              {"run": {**isolated, "split": f"speaker:{inner}/without:{outer}"}, "features": {"top_db": float(floor)}})
             for outer in SPEAKERS for inner in SPEAKERS if inner != outer for floor in NESTED_FLOORS]
+    out += [("isolated-ensembles-nested", {})]
     return out
 
 
@@ -332,6 +333,22 @@ def floor_ensembles(runs: Path, data: str) -> dict:
             members = [runs / name.format(s=split) for name in pattern]
             res = evaluate_speech(members[0], data=data, ensemble=members[1:])
             out.setdefault(split, {})[label] = {"members": [m.name for m in members], "accuracy": res["accuracy"]}
+    return out
+
+
+def nested_ensembles(runs: Path, data: str, get) -> dict:
+    """Per held-out voice: the 80 dB model (librosa's floor) decoded together with the model of the floor that
+    the nested leave-one-speaker-out chose without that voice (:func:`nested_choice`; alone when it chose 80)."""
+    from rnnlab.runs.speech import evaluate_speech
+
+    choice = nested_choice(get)
+    if len(choice) != len(SPEAKERS):
+        raise SystemExit(f"isolated-ensembles-nested needs every nested run first ({len(choice)} of 6 voices done)")
+    out = {}
+    for s, c in choice.items():
+        members = list(dict.fromkeys([runs / f"isolated-{s}", runs / _outer_test(get, s, c["chosen"])["name"]]))
+        res = evaluate_speech(members[0], data=data, ensemble=members[1:])
+        out[s] = {"chosen": c["chosen"], "members": [m.name for m in members], "accuracy": res["accuracy"]}
     return out
 
 
@@ -877,6 +894,13 @@ def _nested_section(get) -> list[str]:
         lines.append(f"| **mean of six** | " + " | ".join(
             _pct(float(np.mean([c["inner"][f] for c in choice.values()]))) for f in NESTED_FLOORS) +
                      f" | | **{_pct(nested)}** | {_pct(fixed)} | |")
+    ens = (get("isolated-ensembles-nested") or {}).get("results")
+    if ens and all(s in ens for s in SPEAKERS):
+        lines += ["", "Decoded together with the 80 dB model (librosa's floor, fixed in advance) — the ensemble of both "
+                  "floors with the second floor chosen without the test voice (`isolated-ensembles-nested`): "
+                  f"**{_pct(float(np.mean([ens[s]['accuracy'] for s in SPEAKERS])))}** mean of six (" +
+                  ", ".join(f"{s} {_pct(ens[s]['accuracy'])}" + (" (80 dB alone)" if len(ens[s]["members"]) == 1 else "")
+                            for s in SPEAKERS) + ")."]
     lines.append("")
     return lines
 
@@ -1217,6 +1241,10 @@ def main() -> int:
         print(f"[{datetime.now(timezone.utc):%H:%M:%S}] {name} {json.dumps(options)}", flush=True)
         if name in ("rtf", "rtf-ensemble"):
             record = real_time_factor(args.data, runs, name=name)
+        elif name == "isolated-ensembles-nested":
+            records = {json.loads(line)["name"]: json.loads(line) for line in JSONL.read_text().splitlines() if line.strip()}
+            record = {"name": name, "options": {}, "load_before": [round(x, 2) for x in os.getloadavg()],
+                      "results": nested_ensembles(runs, args.data, records.get)}
         elif name == "isolated-ensembles-floors":
             record = {"name": name, "options": {}, "load_before": [round(x, 2) for x in os.getloadavg()],
                       "results": floor_ensembles(runs, args.data)}
