@@ -135,20 +135,23 @@ def align(log_probs, labels, blank: int = 0) -> tuple[np.ndarray, np.ndarray]:
     needed = frames_needed(labels)
     if needed > T:
         raise DataError(f"a labelling of {len(labels)} symbols needs at least {needed} frames; got {T}")
+    ext_array = np.array(ext)
+    skip = np.zeros(S, dtype=bool)  # may come from s - 2: a label unlike the one before the blank
+    skip[2:] = (ext_array[2:] != blank) & (ext_array[2:] != ext_array[:-2])
     score = np.full((T, S), -np.inf)
     back = np.zeros((T, S), dtype=np.int64)
     score[0, 0] = y[0, ext[0]]
     if S > 1:
         score[0, 1] = y[0, ext[1]]
+    states = np.arange(S)
     for t in range(1, T):
-        for s in range(S):
-            options = [(score[t - 1, s], s)]
-            if s >= 1:
-                options.append((score[t - 1, s - 1], s - 1))
-            if s >= 2 and ext[s] != blank and ext[s] != ext[s - 2]:
-                options.append((score[t - 1, s - 2], s - 2))
-            best, where = max(options)
-            score[t, s], back[t, s] = best + y[t, ext[s]], where
+        options = np.full((3, S), -np.inf)  # from s (stay), s - 1, s - 2; ties go to the nearer state
+        options[0] = score[t - 1]
+        options[1, 1:] = score[t - 1, :-1]
+        options[2, 2:] = np.where(skip[2:], score[t - 1, :-2], -np.inf)
+        step = options.argmax(axis=0)
+        score[t] = options[step, states] + y[t, ext_array]
+        back[t] = states - step
     s = S - 1 if S == 1 or score[T - 1, S - 1] >= score[T - 1, S - 2] else S - 2
     path = np.zeros(T, dtype=np.int64)
     for t in range(T - 1, -1, -1):

@@ -294,6 +294,8 @@ def _best_of(decoded, i: int) -> list[int]:
     """CTC labels of utterance ``i`` chosen from the members' decodings ``[(hyps, posteriors), ...]`` (digits as in
     :func:`~rnnlab.tasks.speech.decode_batch`) by :func:`~rnnlab.models.ctc.combine`."""
     candidates = list(dict.fromkeys(tuple(d + 1 for d in hyps[i]) for hyps, _ in decoded))  # in member order
+    if len(candidates) == 1:  # the members agree (or there is one): nothing to weigh
+        return list(candidates[0])
     return combine([posteriors[i] for _, posteriors in decoded], candidates)[0]
 
 
