@@ -349,12 +349,12 @@ def evaluate_speech(run_dir, *, split: str = "test", beam: int | None = None, da
             raise ConfigError(f"{other}: task {theirs['task']!r}, split {theirs['split']!r}; an ensemble with "
                               f"{run_dir} needs task {run.task!r} on split {run.split!r}")
     connected = ConnectedConfig(**cfg["connected"])
-    model, spec = load_speech_model(run_dir)
+    members = _members(run_dir, ensemble)
+    model, spec = members[0]
     splits = split_fsdd(load_fsdd(run.data), run.split)
     utterances = _eval_sets(splits, run, connected)[split]
     fc = spec["features"]
     if ensemble:
-        members = _members(run_dir, ensemble)
         results = _scored(run, utterances, ensemble_hypotheses(members, utterances, run.task, beam=run.beam))
         results["ensemble"] = [str(run_dir), *map(str, ensemble)]
     elif run.task == "isolated":
