@@ -304,18 +304,18 @@ CONNECTED_ENSEMBLES = {
                          "connected-official")}}
 
 
-def connected_ensembles(runs: Path, data: str) -> dict:
-    """Test scores of the ensembles in :data:`CONNECTED_ENSEMBLES`, per held-out speaker and on the official split."""
+def ensemble_scores(groups: dict, runs: Path, data: str, fields: tuple, splits=(*SPEAKERS, "official")) -> dict:
+    """Per split and label, ``rnnlab evaluate --ensemble`` of the runs ``groups[kind][label]`` names (``{s}``: the
+    split; kind "official" or "held-out"), keeping the result ``fields`` and the members' names."""
     from rnnlab.runs.speech import evaluate_speech
 
     out = {}
-    for split in (*SPEAKERS, "official"):
-        for label, pattern in CONNECTED_ENSEMBLES["official" if split == "official" else "held-out"].items():
+    for split in splits:
+        group = groups["official"] if split == "official" else groups["held-out"]
+        for label, pattern in group.items():
             members = [runs / name.format(s=split) for name in pattern]
             res = evaluate_speech(members[0], data=data, ensemble=members[1:])
-            out.setdefault(split, {})[label] = {
-                "members": [m.name for m in members], "per_speaker": res["per_speaker"],
-                **{k: res[k] for k in ("der", "ser", "substitutions", "deletions", "insertions")}}
+            out.setdefault(split, {})[label] = {"members": [m.name for m in members], **{k: res[k] for k in fields}}
     return out
 
 
@@ -323,19 +323,7 @@ def connected_ensembles(runs: Path, data: str) -> dict:
 FLOOR_ENSEMBLES = {"80 + 30 dB, seed 0": ("isolated-{s}", "isolated-{s}-db30"),
                    "80 + 30 dB, seeds 0-2": ("isolated-{s}-db30", "isolated-{s}-db30-seed1", "isolated-{s}-db30-seed2",
                                              "isolated-{s}", "isolated-{s}-seed1", "isolated-{s}-seed2")}
-
-
-def floor_ensembles(runs: Path, data: str) -> dict:
-    """Test accuracy of :data:`FLOOR_ENSEMBLES` per held-out speaker and on the official split."""
-    from rnnlab.runs.speech import evaluate_speech
-
-    out = {}
-    for split in (*SPEAKERS, "official"):
-        for label, pattern in FLOOR_ENSEMBLES.items():
-            members = [runs / name.format(s=split) for name in pattern]
-            res = evaluate_speech(members[0], data=data, ensemble=members[1:])
-            out.setdefault(split, {})[label] = {"members": [m.name for m in members], "accuracy": res["accuracy"]}
-    return out
+CONNECTED_FIELDS = ("per_speaker", "der", "ser", "substitutions", "deletions", "insertions")
 
 
 def nested_ensembles(runs: Path, data: str, get) -> dict:
@@ -821,8 +809,7 @@ def _connected_ensemble_section(get) -> list[str]:
                      f"({len(big['members'])}) | {_pct(big['deletions'])} / {_pct(big['insertions'])} |")
     if all(s in ens for s in SPEAKERS):
         pair, four = (float(np.mean([ens[s][k]["der"] for s in SPEAKERS])) for k in ("pair", "four"))
-        single = [float(np.mean([get(p.format(s=s))["results"]["der"] for s in SPEAKERS]))
-                  for p in CONNECTED_ENSEMBLES["held-out"]["pair"]]
+        single = [_mean_of_six(get, p, False) for p in CONNECTED_ENSEMBLES["held-out"]["pair"]]
         eight = (_pct(float(np.mean([ens[s]["pair-8ep"]["der"] for s in SPEAKERS])))
                  if all("pair-8ep" in ens[s] for s in SPEAKERS) else "–")
         lines.append(f"| **mean of six held out** | 16 epochs: 80 dB {_pct(single[0])}, 30 dB {_pct(single[1])}; 8 epochs: "
@@ -882,7 +869,8 @@ def nested_choice(get) -> dict:
         test = _outer_test(get, outer, chosen)
         out[outer] = {"inner": inner, "chosen": chosen, "test": 1 - test["results"]["der"] if test else None,
                       "cpu_s": float(np.mean([r["results"].get("train_cpu_s", r["cpu_s"]) for rs in runs.values()
-                                              for r in rs]))}
+                                              for r in rs])),
+                      "load": (min(loads := [r["load_before"][0] for rs in runs.values() for r in rs]), max(loads))}
     return out
 
 
@@ -902,25 +890,26 @@ def _nested_section(get) -> list[str]:
              "five other voices). The mean of those outer accuracies is an honest estimate of the recipe "
              "\"choose the floor by leave-one-speaker-out on your training voices\".", "",
              f"| outer held-out voice | inner mean, {floors} | chosen | outer test, chosen | outer test, 30 dB | "
-             "train CPU per inner run |", "|---|" + "---|" * (len(NESTED_FLOORS) + 4)]
+             "train CPU per inner run | load before the inner runs (1 min) |", "|---|" + "---|" * (len(NESTED_FLOORS) + 5)]
     for s in SPEAKERS:
         if s not in choice:
             if s in started:
                 n = sum(bool(get(f"nested-{s}-{i}-db{f:g}")) for i in SPEAKERS for f in NESTED_FLOORS)
-                lines.append(f"| {s} | ({n} of {5 * len(NESTED_FLOORS)} inner runs measured) |" + " |" * (len(NESTED_FLOORS) + 3))
+                lines.append(f"| {s} | ({n} of {5 * len(NESTED_FLOORS)} inner runs measured) |" + " |" * (len(NESTED_FLOORS) + 4))
             continue
         c = choice[s]
         best = max(c["inner"].values())
         cells = " | ".join(f"**{_pct(v)}**" if v == best else _pct(v) for v in c["inner"].values())
         at30 = _outer_test(get, s, 30.0)
         lines.append(f"| {s} | {cells} | {c['chosen']:g} dB | {_pct(c['test'])} | "
-                     f"{_pct(1 - at30['results']['der'] if at30 else None)} | {c['cpu_s']:.0f} s |")
+                     f"{_pct(1 - at30['results']['der'] if at30 else None)} | {c['cpu_s']:.0f} s | "
+                     f"{c['load'][0]:.1f}–{c['load'][1]:.1f} |")
     if len(choice) == len(SPEAKERS) and all(c["test"] is not None for c in choice.values()):
         nested = float(np.mean([c["test"] for c in choice.values()]))
         fixed = _mean_of_six(get, "isolated-{s}-db30", True)
         lines.append(f"| **mean of six** | " + " | ".join(
             _pct(float(np.mean([c["inner"][f] for c in choice.values()]))) for f in NESTED_FLOORS) +
-                     f" | | **{_pct(nested)}** | {_pct(fixed)} | |")
+                     f" | | **{_pct(nested)}** | {_pct(fixed)} | | |")
     ens = (get("isolated-ensembles-nested") or {}).get("results")
     if ens and all(s in ens for s in SPEAKERS):
         lines += ["", "Decoded together with the 80 dB model (librosa's floor, fixed in advance) — the ensemble of both "
@@ -956,7 +945,8 @@ def write_report(jsonl: Path, md: Path) -> None:
              "project's runs at a time (load 2.0–3.0; the test suite ran beside them 21:03–21:10), and the same "
              "computation took 1.2–1.8x the CPU time of the earlier session (a connected epoch 50–57 CPU s against "
              "28–34 s), so compare CPU times only within one session. A third session (22:19 UTC 1 December to 00:03 UTC 2 "
-             "December) ran the 150 nested leave-one-speaker-out runs two at a time (load 1.1–3.5) with the ensemble "
+             "December) ran the 150 nested leave-one-speaker-out runs two at a time (load 1.1–3.5; the range for each outer "
+             "voice is in their table) with the ensemble "
              "evaluations beside them, then `isolated-ensembles-nested` and `rtf-ensemble` alone on the idle machine "
              "(load 1.0 before them). Every training run's load (1 min, before it) is in "
              "the load column of the Runs table; the ensembles and background levels only evaluate saved models or "
@@ -1277,12 +1267,13 @@ def main() -> int:
                       "results": nested_ensembles(runs, args.data, records.get)}
         elif name == "isolated-ensembles-floors":
             record = {"name": name, "options": {}, "load_before": [round(x, 2) for x in os.getloadavg()],
-                      "results": floor_ensembles(runs, args.data)}
+                      "results": ensemble_scores({"official": FLOOR_ENSEMBLES, "held-out": FLOOR_ENSEMBLES}, runs,
+                                                 args.data, ("accuracy",))}
         elif name.startswith("isolated-ensembles"):
             record = ensemble_record(name, runs, args.data)
         elif name == "connected-ensembles":
             record = {"name": name, "options": {}, "load_before": [round(x, 2) for x in os.getloadavg()],
-                      "results": connected_ensembles(runs, args.data)}
+                      "results": ensemble_scores(CONNECTED_ENSEMBLES, runs, args.data, CONNECTED_FIELDS)}
         elif name == "background-levels":
             record = {"name": name, "options": {}, "load_before": [round(x, 2) for x in os.getloadavg()],
                       "results": background_levels(args.data)}

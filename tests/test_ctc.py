@@ -51,11 +51,15 @@ def test_prefix_beam_finds_a_labelling_the_best_path_misses():
     assert labels == [1] and logp == pytest.approx(math.log(0.64))
 
 
+def _random_log_probs(seed, T=5, C=3):
+    """Peaky random posteriors ``(T, C)`` (Dirichlet 0.7), natural log."""
+    return np.log(np.random.default_rng(seed).dirichlet(np.ones(C) * 0.7, size=T))
+
+
 @pytest.mark.parametrize("seed", range(6))
 def test_prefix_beam_equals_brute_force_best_labelling(seed):
-    rng = np.random.default_rng(seed)
-    T, C = 5, 3
-    y = np.log(rng.dirichlet(np.ones(C) * 0.7, size=T))
+    y = _random_log_probs(seed)
+    T = len(y)
     totals = _brute_force(y)
     best = max(totals, key=totals.get)
     labels, logp = prefix_beam_search(y, beam=1000, prune=-math.inf)
@@ -105,9 +109,8 @@ def test_label_confidences_and_spans():
 
 @pytest.mark.parametrize("seed", range(4))
 def test_log_likelihood_is_the_sum_over_paths(seed):
-    rng = np.random.default_rng(seed)
-    T, C = 5, 3
-    y = np.log(rng.dirichlet(np.ones(C) * 0.7, size=T))
+    y = _random_log_probs(seed)
+    T = len(y)
     totals = _brute_force(y)
     for labels in ([], [1], [2, 1], [1, 1], [1, 2, 1], [2, 2, 1]):
         expected = math.log(totals[tuple(labels)]) if tuple(labels) in totals else -math.inf

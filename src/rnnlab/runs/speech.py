@@ -242,14 +242,7 @@ def ensemble_hypotheses(members, utterances, task: str, *, beam: int = 1) -> lis
       members' label spikes fall on different frames).
     """
     if task == "isolated":
-        probabilities = []
-        for model, spec in members:
-            with torch.no_grad():
-                for u in utterances:
-                    x = torch.from_numpy(stacked(features(u.samples, spec["features"]), spec["stack"])).unsqueeze(0)
-                    probabilities.append(torch.softmax(model(x, torch.tensor([x.shape[1]])), dim=-1)[0].numpy())
-        mean = np.mean(np.reshape(probabilities, (len(members), len(utterances), -1)), axis=0)
-        return [[int(k)] for k in mean.argmax(axis=1)]
+        return [[int(_class_probabilities(members, u.samples).argmax())] for u in utterances]
     decoded = [decode_batch(model, [features(u.samples, spec["features"]) for u in utterances], beam=beam)
                for model, spec in members]
     return [[label - 1 for label in _best_of(decoded, i)] for i in range(len(utterances))]
@@ -290,6 +283,16 @@ def _members(run_dir, ensemble=()) -> list[tuple]:
     return members
 
 
+def _class_probabilities(members, samples) -> torch.Tensor:
+    """The mean of isolated-digit models' class probabilities ``(10,)`` for one waveform (each its own features)."""
+    probs = torch.zeros(len(DIGITS))
+    with torch.no_grad():
+        for model, spec in members:
+            x = torch.from_numpy(stacked(features(samples, spec["features"]), spec["stack"])).unsqueeze(0)
+            probs += torch.softmax(model(x, torch.tensor([x.shape[1]])), dim=-1)[0] / len(members)
+    return probs
+
+
 def _best_of(decoded, i: int) -> list[int]:
     """CTC labels of utterance ``i`` chosen from the members' decodings ``[(hyps, posteriors), ...]`` (digits as in
     :func:`~rnnlab.tasks.speech.decode_batch`) by :func:`~rnnlab.models.ctc.combine`."""
@@ -315,10 +318,7 @@ def transcribe(run_dir, paths, *, beam: int = 1, ensemble=()) -> list[dict]:
         started, cpu = time.perf_counter(), time.process_time()
         with torch.no_grad():
             if task == "isolated":
-                probs = 0
-                for model, spec in members:
-                    x = torch.from_numpy(stacked(features(audio.samples, spec["features"]), spec["stack"])).unsqueeze(0)
-                    probs = probs + torch.softmax(model(x, torch.tensor([x.shape[1]])), dim=-1)[0] / len(members)
+                probs = _class_probabilities(members, audio.samples)
                 digits, confidences = [int(probs.argmax())], [float(probs.max())]
             else:
                 decoded = [decode_batch(model, [features(audio.samples, spec["features"])], beam=beam)
